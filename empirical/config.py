@@ -1,0 +1,284 @@
+"""Study and run configurations: frozen dataclasses, validated once at the edge.
+
+A *study* is a grid (activations × inits × seeds × models); each point is a *run*. Runs that share
+everything but their activation and initialisation form a *group*: the engine trains a group as one
+batched program, all of its runs seeing the same batches in the same order.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "silu", "selu", "gelu")
+MODELS = ("mlp", "tinyvgg")
+OPTIMIZERS = ("adam", "sgd")
+INITS = ("default", "he", "xavier", "lecun", "critical")
+DEVICES = ("cpu", "cuda", "auto")
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "mnist1d")
+
+
+class ConfigError(ValueError):
+    """A configuration value that is not allowed; the message names it and what is allowed."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Its ``run_id`` is a hash of every field that changes its numbers."""
+
+    activation: str = "relu"
+    seed: int = 42
+    init: str = "default"
+    sigma_b2: float = 0.0
+    model: str = "mlp"
+    widths: tuple[int, ...] = (128, 64)
+    channels: int = 8
+    dataset: str = "digits"
+    train_size: int | None = None
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    batch_size: int = 128
+    epochs: int = 20
+    probe_every: int = 25
+    probe_size: int = 512
+    eps: float = 0.01
+
+    @property
+    def run_id(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    @property
+    def group_key(self) -> tuple:
+        """Runs with equal keys are trained together in one batched program."""
+        d = dataclasses.asdict(self)
+        for k in ("activation", "init", "sigma_b2"):
+            d.pop(k)
+        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths) if self.model == "mlp" else 4
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A whole study: the grid of runs, where the data lives, where results go."""
+
+    name: str = "default"
+    activations: tuple[str, ...] = DEFAULT_ACTIVATIONS
+    seeds: tuple[int, ...] = (42, 451)
+    inits: tuple[str, ...] = ("default",)
+    sigma_b2: float = 0.0
+    models: tuple[str, ...] = ("mlp",)
+    widths: tuple[int, ...] = (128, 64)
+    channels: int = 8
+    dataset: str = "digits"
+    data_dir: str = "~/.cache/actlab/data"
+    download: bool = False
+    train_size: int | None = None
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    batch_size: int = 128
+    epochs: int = 20
+    probe_every: int = 25
+    probe_size: int = 512
+    eps: float = 0.01
+    device: str = "cpu"
+    out_dir: str = "results"
+    time_activations: bool = True
+
+    def runs(self) -> list[RunConfig]:
+        out = []
+        for model in self.models:
+            for seed in self.seeds:
+                for init in self.inits:
+                    for act in self.activations:
+                        out.append(RunConfig(
+                            activation=act, seed=seed, init=init, sigma_b2=self.sigma_b2, model=model,
+                            widths=self.widths, channels=self.channels, dataset=self.dataset,
+                            train_size=self.train_size, optimizer=self.optimizer, lr=self.lr,
+                            momentum=self.momentum, batch_size=self.batch_size, epochs=self.epochs,
+                            probe_every=self.probe_every, probe_size=self.probe_size, eps=self.eps,
+                        ))
+        return out
+
+    @property
+    def folder(self) -> str:
+        import os
+        return os.path.join(os.path.expanduser(self.out_dir), self.name)
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=list))
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": dict(description="digits (offline), MLP 64-128-64-10, the seeds' 7 activations, seeds 42 and 451, 20 epochs"),
+    "mnist-mlp": dict(
+        description="MNIST MLP 784-128-64-10 with sigmoid/tanh/relu, Adam 1e-3, batch 128, 20 epochs (the seeds' first notebook)",
+        name="mnist-mlp", dataset="mnist", activations=("sigmoid", "tanh", "relu"), epochs=20, probe_every=100),
+    "cifar10-5act": dict(
+        description="CIFAR-10, TinyVGG, five activations (relu, leaky_relu, elu, sigmoid, tanh), 10 epochs",
+        name="cifar10-5act", dataset="cifar10", models=("tinyvgg",), channels=16,
+        activations=("relu", "leaky_relu", "elu", "sigmoid", "tanh"), epochs=10, probe_every=100),
+    "mnist-lowsample": dict(
+        description="MNIST low-sample: 1,000 stratified training images, MLP and TinyVGG, seeds 42 and 451, per-batch loss",
+        name="mnist-lowsample", dataset="mnist", train_size=1000, models=("mlp", "tinyvgg"),
+        activations=("relu", "sigmoid", "tanh", "selu"), epochs=30, probe_every=20),
+    "depth-sweep": dict(
+        description="gradient flow with depth: digits, MLP 30 x 256, inits default/he/critical (sigma_b2 = 0.05), 3 seeds, 1 epoch, probes every 4 steps",
+        name="depth-sweep", widths=(256,) * 30, inits=("default", "he", "critical"), sigma_b2=0.05,
+        activations=("relu", "leaky_relu", "sigmoid", "tanh", "silu", "selu", "gelu", "elu"),
+        seeds=(1, 2, 3), epochs=1, probe_every=4, probe_size=512, lr=1e-3),
+}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(StudyConfig)}
+
+
+def _suggest(value: str, allowed) -> str:
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _one_of(what: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"unknown {what} '{value}'{_suggest(value, allowed)}; allowed: {', '.join(allowed)}")
+
+
+def _positive_int(what: str, value, allow_none=False) -> None:
+    if allow_none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+
+
+def _finite(what: str, value, lo: float | None = None, lo_open=True, hi: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{what} must be a finite number, got {value!r}")
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        raise ConfigError(f"{what} must be {'>' if lo_open else '>='} {lo:g}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{what} must be <= {hi:g}, got {value!r}")
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def validate(cfg: StudyConfig) -> StudyConfig:
+    """Check every field; return ``cfg`` with activation names made canonical. Raises ConfigError."""
+    from theory import activations as registry
+
+    if not _NAME_RE.match(cfg.name) or ".." in cfg.name:
+        raise ConfigError(
+            f"study name {cfg.name!r} is not allowed; use letters, digits, '_', '-', '.' (no '/' or '..', at most 64)")
+    if not cfg.activations:
+        raise ConfigError("activations is empty; give at least one (e.g. relu)")
+    acts = []
+    for a in cfg.activations:
+        try:
+            acts.append(registry.lookup(a).name)
+        except (registry.UnknownActivation, registry.FormulaError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+    if len(set(acts)) != len(acts):
+        raise ConfigError(f"activations contain duplicates: {list(cfg.activations)}")
+    for i in cfg.inits:
+        _one_of("init", i, INITS)
+    if not cfg.inits:
+        raise ConfigError("inits is empty; allowed: " + ", ".join(INITS))
+    for m in cfg.models:
+        _one_of("model", m, MODELS)
+    if not cfg.models:
+        raise ConfigError("models is empty; allowed: " + ", ".join(MODELS))
+    _one_of("data set", cfg.dataset, DATASETS)
+    _one_of("optimizer", cfg.optimizer, OPTIMIZERS)
+    _one_of("device", cfg.device, DEVICES)
+    if not cfg.seeds:
+        raise ConfigError("seeds is empty; give at least one integer seed")
+    for s in cfg.seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {s!r}")
+    if not cfg.widths:
+        raise ConfigError("widths is empty; give at least one hidden width (e.g. 128,64)")
+    for w in cfg.widths:
+        _positive_int("every width", w)
+    if len(cfg.widths) > 200 or max(cfg.widths) > 16384:
+        raise ConfigError(f"widths {list(cfg.widths)[:5]}... too large: at most 200 layers of at most 16384 units")
+    _positive_int("channels", cfg.channels)
+    _positive_int("epochs", cfg.epochs)
+    _positive_int("batch size", cfg.batch_size)
+    _positive_int("probe_every", cfg.probe_every)
+    _positive_int("probe_size", cfg.probe_size)
+    _positive_int("train_size", cfg.train_size, allow_none=True)
+    _finite("learning rate", cfg.lr, lo=0.0)
+    _finite("momentum", cfg.momentum, lo=0.0, lo_open=False, hi=1.0)
+    _finite("sigma_b2", cfg.sigma_b2, lo=0.0, lo_open=False)
+    _finite("eps", cfg.eps, lo=0.0)
+    return dataclasses.replace(cfg, activations=tuple(acts))
+
+
+def _coerce(key: str, value):
+    f = _FIELDS[key]
+    if "tuple" in str(f.type):
+        if isinstance(value, (str, int, float)):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return tuple(value)
+    return value
+
+
+def from_mapping(data: dict, base: StudyConfig | None = None, source: str = "config") -> StudyConfig:
+    """A StudyConfig from a flat mapping (TOML table or CLI overrides); unknown keys are named."""
+    base = base or StudyConfig()
+    kwargs = {}
+    for key, value in data.items():
+        k = key.replace("-", "_")
+        if k == "preset":
+            continue
+        if k == "depth" or k == "width":
+            continue
+        if k not in _FIELDS:
+            raise ConfigError(f"{source}: unknown key '{key}'{_suggest(k, _FIELDS)}; allowed: {', '.join(_FIELDS)}")
+        kwargs[k] = _coerce(k, value)
+    if "depth" in data or "width" in data:
+        depth = data.get("depth", len(base.widths))
+        width = data.get("width", base.widths[0])
+        _positive_int("depth", depth)
+        _positive_int("width", width)
+        kwargs["widths"] = (width,) * depth
+    return dataclasses.replace(base, **kwargs)
+
+
+def preset(name: str) -> StudyConfig:
+    _one_of("preset", name, list(PRESETS))
+    values = {k: v for k, v in PRESETS[name].items() if k != "description"}
+    return dataclasses.replace(StudyConfig(), **values)
+
+
+def load_toml(path: str, base: StudyConfig | None = None) -> StudyConfig:
+    """Read a study from a TOML file: top-level keys are StudyConfig fields (plus depth/width, preset)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    if "study" in data and isinstance(data["study"], dict):
+        data = {**{k: v for k, v in data.items() if k != "study"}, **data["study"]}
+    if "preset" in data:
+        base = preset(str(data["preset"]))
+    return from_mapping(data, base=base, source=f"config file {path}")

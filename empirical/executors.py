@@ -1,0 +1,67 @@
+"""Executors run a study's tasks and hand each task's records to ``commit`` as soon as it finishes.
+
+- ``local`` (default): tasks one after another in this process, a progress bar over training steps;
+  with ``workers > 1``, tasks in a pool of worker processes, a progress bar over tasks.
+- ``ray``: see ``empirical.ray_executor``.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+from empirical.config import StudyConfig
+from empirical.study import Task, data_spec, load_data, run_task, steps_of
+
+
+def _bar(total: int, unit: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=unit, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
+                desc="training")
+
+
+def run_local(cfg: StudyConfig, tasks: Sequence[Task], commit: Callable, progress: bool = True,
+              workers: int = 1) -> None:
+    if not tasks:
+        return
+    if workers > 1:
+        return _run_pool(cfg, tasks, commit, progress, workers)
+    n_train = len(load_data(data_spec(cfg, tasks[0].runs[0].seed)).x_train)
+    with _bar(sum(steps_of(t, n_train) for t in tasks), "step", progress) as bar:
+        for task in tasks:
+            spec = data_spec(cfg, task.runs[0].seed)
+            bar.set_postfix_str(f"seed {task.runs[0].seed}, {len(task.runs)} runs batched")
+            commit(run_task(task, spec, cfg.device, cfg.time_activations, progress=bar.update))
+
+
+def _run_pool(cfg, tasks, commit, progress, workers):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_limit_threads,
+                             initargs=(max(1, _cpus() // workers),)) as pool, \
+            _bar(len(tasks), "task", progress) as bar:
+        futures = [pool.submit(run_task, t, data_spec(cfg, t.runs[0].seed), cfg.device, cfg.time_activations)
+                   for t in tasks]
+        for fut in as_completed(futures):
+            commit(fut.result())
+            bar.update(1)
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _limit_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def run_ray(cfg: StudyConfig, tasks: Sequence[Task], commit: Callable, progress: bool = True, **opts) -> None:
+    from empirical.ray_executor import run_ray as _run
+
+    _run(cfg, tasks, commit, progress=progress, **opts)

@@ -1,0 +1,300 @@
+"""Models whose parameters are stacked over runs, so that R runs train as one program.
+
+Every parameter has a leading run dimension R. An MLP layer is a batched matmul
+``z = h @ W + b`` with ``W: [R, fan_in, fan_out]``; a TinyVGG convolution is one grouped convolution
+with ``groups = R``. Runs are ordered so that runs sharing an activation form contiguous slices;
+each activation is applied to its own slice. Nothing is shared between runs except the input batch,
+so each run's gradients equal those of the same model trained alone.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import sympy as sp
+import torch
+import torch.nn.functional as F
+
+from theory import activations as registry
+
+# ----------------------------------------------------------------------------- activations
+
+_TORCH_FUNCS = {
+    sp.exp: torch.exp, sp.log: torch.log, sp.tanh: torch.tanh, sp.sinh: torch.sinh, sp.cosh: torch.cosh,
+    sp.sin: torch.sin, sp.cos: torch.cos, sp.atan: torch.atan, sp.erf: torch.erf, sp.erfc: torch.erfc,
+}
+
+
+def compile_expr(expr: sp.Expr) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A torch function computing the sympy expression ``expr`` in ``x`` elementwise (autograd-able)."""
+
+    def build(e):
+        if e == registry.x:
+            return lambda t: t
+        if e.is_Number or e.is_NumberSymbol:
+            c = float(e)
+            return lambda t: torch.full_like(t, c)
+        if isinstance(e, sp.Add):
+            parts = [build(a) for a in e.args]
+            return lambda t: _sum(p(t) for p in parts)
+        if isinstance(e, sp.Mul):
+            parts = [build(a) for a in e.args]
+            return lambda t: _prod(p(t) for p in parts)
+        if isinstance(e, sp.Pow):
+            base, ex = build(e.base), e.exp
+            if ex == sp.Rational(1, 2):
+                return lambda t: torch.sqrt(base(t))
+            if ex.is_Number:
+                p = float(ex)
+                if p == int(p):
+                    return lambda t: torch.pow(base(t), int(p))
+                return lambda t: torch.pow(base(t), p)
+            expo = build(ex)
+            return lambda t: torch.pow(base(t), expo(t))
+        if isinstance(e, sp.Piecewise):
+            pieces = [(build(val), _build_cond(cond, build)) for val, cond in e.args]
+
+            def pw(t, pieces=pieces):
+                out = pieces[-1][0](t)
+                for val, cond in reversed(pieces[:-1]):
+                    out = torch.where(cond(t), val(t), out)
+                return out
+            return pw
+        fn = _TORCH_FUNCS.get(e.func)
+        if fn is not None and len(e.args) == 1:
+            inner = build(e.args[0])
+            return lambda t: fn(inner(t))
+        raise ValueError(f"cannot compile {e.func.__name__} in {expr} to torch")
+
+    f = build(expr)
+    return lambda t: f(t)
+
+
+def _build_cond(cond, build):
+    if cond is sp.true or cond == True:  # noqa: E712 - sympy's true
+        return lambda t: torch.ones_like(t, dtype=torch.bool)
+    ops = {sp.StrictLessThan: torch.lt, sp.LessThan: torch.le, sp.StrictGreaterThan: torch.gt,
+           sp.GreaterThan: torch.ge}
+    if type(cond) in ops:
+        lhs, rhs, op = build(cond.lhs), build(cond.rhs), ops[type(cond)]
+        return lambda t: op(lhs(t), rhs(t))
+    if isinstance(cond, sp.And):
+        parts = [_build_cond(c, build) for c in cond.args]
+        return lambda t: _all(p(t) for p in parts)
+    raise ValueError(f"cannot compile condition {cond} to torch")
+
+
+def _sum(it):
+    it = iter(it)
+    out = next(it)
+    for v in it:
+        out = out + v
+    return out
+
+
+def _prod(it):
+    it = iter(it)
+    out = next(it)
+    for v in it:
+        out = out * v
+    return out
+
+
+def _all(it):
+    it = iter(it)
+    out = next(it)
+    for v in it:
+        out = out & v
+    return out
+
+
+def torch_activation(act: registry.Activation, native: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The activation as a torch function: its native op where torch has one, else compiled from ``expr``."""
+    if native and act.torch_op is not None:
+        path, kwargs = act.torch_op
+        module, _, name = path.rpartition(".")
+        fn = getattr(importlib.import_module(module), name)
+        kw = dict(kwargs)
+        return (lambda t: fn(t, **kw)) if kw else fn
+    return compile_expr(act.expr)
+
+
+# ----------------------------------------------------------------------------- initialisation
+
+def init_sigmas(init: str, act_name: str, fan_in: int, fan_out: int, sigma_b2: float) -> tuple[float, float]:
+    """(σ_w², σ_b²) of a scheme for one layer, with Var(W_ij) = σ_w²/fan_in and Var(b_i) = σ_b².
+
+    torch default (kaiming_uniform, a=√5): σ_w² = 1/3 and σ_b² = 1/(3·fan_in); He: 2, 0; Xavier (Glorot):
+    2·fan_in/(fan_in+fan_out), 0; LeCun: 1, 0; critical: the edge of chaos σ_w²(σ_b²) from theory, σ_b².
+    """
+    if init == "default":
+        return 1.0 / 3.0, 1.0 / (3.0 * fan_in)
+    if init == "he":
+        return 2.0, 0.0
+    if init == "xavier":
+        return 2.0 * fan_in / (fan_in + fan_out), 0.0
+    if init == "lecun":
+        return 1.0, 0.0
+    if init == "critical":
+        return critical_sigma_w2(act_name, sigma_b2), sigma_b2
+    raise ValueError(f"unknown init {init!r}")
+
+
+_CRIT: dict = {}
+
+
+def critical_sigma_w2(act_name: str, sigma_b2: float) -> float:
+    key = (act_name, sigma_b2)
+    if key not in _CRIT:
+        from theory import meanfield
+
+        value = float(meanfield.critical_sigma_w2(registry.lookup(act_name), sigma_b2))
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(
+                f"activation '{act_name}' has no edge of chaos at sigma_b2={sigma_b2:g}; use another --init")
+        _CRIT[key] = value
+    return _CRIT[key]
+
+
+def _draw(shape, init, act_name, fan_in, fan_out, sigma_b2, gen):
+    sw2, sb2 = init_sigmas(init, act_name, fan_in, fan_out, sigma_b2)
+    if init == "default":
+        bound = 1.0 / math.sqrt(fan_in)
+        w = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+        b = (torch.rand(shape[:1] if len(shape) == 2 else (shape[0],), generator=gen, dtype=torch.float64) * 2 - 1) * bound
+    else:
+        w = torch.randn(shape, generator=gen, dtype=torch.float64) * math.sqrt(sw2 / fan_in)
+        b = torch.randn((shape[0],), generator=gen, dtype=torch.float64) * math.sqrt(sb2)
+    return w, b
+
+
+# ----------------------------------------------------------------------------- architecture
+
+@dataclass(frozen=True)
+class Arch:
+    """Shapes of one model: ``layers`` lists (kind, fan_in, fan_out) with kind 'linear' or 'conv'."""
+
+    model: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    widths: tuple[int, ...] = (128, 64)
+    channels: int = 8
+
+    @property
+    def layers(self) -> list[tuple[str, int, int]]:
+        if self.model == "mlp":
+            dims = [math.prod(self.input_shape), *self.widths, self.num_classes]
+            return [("linear", a, b) for a, b in zip(dims[:-1], dims[1:])]
+        c, h, w = self.input_shape
+        k = self.channels
+        flat = k * (h // 4) * (w // 4)
+        return [("conv", c, k), ("conv", k, k), ("conv", k, k), ("conv", k, k), ("linear", flat, self.num_classes)]
+
+    def flops_per_sample(self) -> int:
+        """Multiply-adds ×2 of one forward pass of one model."""
+        if self.model == "mlp":
+            return sum(2 * a * b for _, a, b in self.layers)
+        c, h, w = self.input_shape
+        k = self.channels
+        conv = 2 * 9 * (c * k * h * w + k * k * h * w + k * k * (h // 2) * (w // 2) * 2)
+        return conv + 2 * self.layers[-1][1] * self.num_classes
+
+
+def init_params(arch: Arch, inits: Sequence[tuple[str, str, int, float]], dtype=torch.float32,
+                device="cpu") -> list[torch.Tensor]:
+    """Stacked parameters [W_1, b_1, ..., W_L, b_L] for runs given as (activation, init, seed, σ_b²).
+
+    Each run draws from its own generator seeded with its seed, in float64, so that a run's
+    initial weights do not depend on which other runs share its program.
+    """
+    per_run = []
+    for act_name, init, seed, sb2 in inits:
+        gen = torch.Generator().manual_seed(int(seed))
+        params = []
+        for kind, fan_in, fan_out in arch.layers:
+            if kind == "linear":
+                w, b = _draw((fan_out, fan_in), init, act_name, fan_in, fan_out, sb2, gen)
+                params += [w.T.contiguous(), b]
+            else:
+                fi = fan_in * 9
+                w, b = _draw((fan_out, fi), init, act_name, fi, fan_out * 9, sb2, gen)
+                params += [w.reshape(fan_out, fan_in, 3, 3), b]
+        per_run.append(params)
+    return [torch.stack([p[i] for p in per_run]).to(device=device, dtype=dtype).requires_grad_(True)
+            for i in range(len(per_run[0]))]
+
+
+@dataclass
+class Captured:
+    """Pre-activations z_l and post-activations h_l of the hidden layers, each viewed as [R, B, ...]."""
+
+    z: list[torch.Tensor]
+    h: list[torch.Tensor]
+    z_raw: list[torch.Tensor]
+    h_raw: list[torch.Tensor]
+
+
+class StackedModel:
+    """R models of one architecture, stacked; ``slices`` maps each activation to its run range."""
+
+    def __init__(self, arch: Arch, act_fns: Sequence[Callable], slices: Sequence[tuple[int, int]]):
+        self.arch = arch
+        self.act_fns = list(act_fns)
+        self.slices = list(slices)
+        self.R = slices[-1][1]
+
+    def _act(self, z: torch.Tensor, dim: int) -> torch.Tensor:
+        if len(self.slices) == 1:
+            return self.act_fns[0](z)
+        parts = [fn(z.narrow(dim, s, e - s)) for fn, (s, e) in zip(self.act_fns, self.slices)]
+        return torch.cat(parts, dim)
+
+    def forward(self, params: Sequence[torch.Tensor], x: torch.Tensor, capture: bool = False):
+        """Logits [R, B, C] for input x: [B, ...] shared by all runs or [R, B, ...] per run."""
+        cap = Captured([], [], [], []) if capture else None
+        if self.arch.model == "mlp":
+            if x.dim() == len(self.arch.input_shape) + 1:
+                h = x.reshape(1, x.shape[0], -1).expand(self.R, -1, -1)
+            else:
+                h = x.reshape(self.R, x.shape[1], -1)
+            n = len(self.arch.layers)
+            for i in range(n):
+                W, b = params[2 * i], params[2 * i + 1]
+                z = torch.baddbmm(b.unsqueeze(1), h, W)
+                if i == n - 1:
+                    return z, cap
+                h = self._act(z, 0)
+                if cap is not None:
+                    cap.z.append(z), cap.h.append(h), cap.z_raw.append(z), cap.h_raw.append(h)
+        return self._forward_vgg(params, x, cap)
+
+    def _forward_vgg(self, params, x, cap):
+        R = self.R
+        if x.dim() == 4:
+            B = x.shape[0]
+            h = x.repeat(1, R, 1, 1)
+        else:
+            B = x.shape[1]
+            h = x.transpose(0, 1).reshape(B, -1, *x.shape[3:])
+        for i in range(4):
+            W, b = params[2 * i], params[2 * i + 1]
+            z = F.conv2d(h, W.reshape(-1, *W.shape[2:]), b.reshape(-1), padding=1, groups=R)
+            k = W.shape[1]
+            h = self._act(z.view(B, R, k, *z.shape[2:]), 1).view_as(z)
+            if cap is not None:
+                cap.z_raw.append(z), cap.h_raw.append(h)
+                cap.z.append(z.view(B, R, -1, *z.shape[2:]).transpose(0, 1))
+                cap.h.append(h.view(B, R, -1, *z.shape[2:]).transpose(0, 1))
+            if i in (1, 3):
+                h = F.max_pool2d(h, 2)
+        flat = h.view(B, R, -1).transpose(0, 1)
+        W, b = params[8], params[9]
+        return torch.baddbmm(b.unsqueeze(1), flat, W), cap
+
+    def per_run_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of each run: [R]. ``y`` is [B] or [R, B]."""
+        R, B, C = logits.shape
+        yy = y.expand(R, B) if y.dim() == 1 else y
+        return F.cross_entropy(logits.reshape(R * B, C), yy.reshape(-1), reduction="none").view(R, B).mean(1)

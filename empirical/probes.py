@@ -1,0 +1,93 @@
+"""Per-layer gradient-flow measurements of stacked models on a fixed probe batch.
+
+Layer l = 1..L are the hidden layers, z_l = W_l h_{l-1} + b_l and h_l = φ(z_l); layer L+1 is the
+output layer (z_{L+1} = logits, no activation); layer 0 holds the input's second moment. With the
+probe loss L = mean cross-entropy over the probe batch, every metric is one number per run and layer:
+
+- ``grad_norm_z``: ‖∂L/∂z_l‖ (Frobenius over batch and units), ``grad_norm_h``: ‖∂L/∂h_l‖;
+- ``weight_grad_norm``: ‖∂L/∂W_l‖_F, ``mean_abs_grad``: mean |∂L/∂W_l| (the seeds' first-layer metric);
+- ``dead_frac``: fraction of units with h = 0 on every probe input (channels for convolutions);
+- ``saturated_frac``: fraction of (unit, input) entries with |φ′(z)| < ε;
+- ``preact_q``: mean z² (the theory's q_l), ``preact_var``: variance of z;
+- ``weight_spectral_norm``: ‖W_l‖₂ (linear layers), for the bound ‖∂L/∂h_{l-1}‖ ≤ Lip(φ)·‖W_l‖₂·‖∂L/∂z_l‖.
+"""
+from __future__ import annotations
+
+import torch
+
+from empirical.models import StackedModel
+
+METRICS = ("grad_norm_z", "grad_norm_h", "weight_grad_norm", "mean_abs_grad", "dead_frac",
+           "saturated_frac", "preact_q", "preact_var", "weight_spectral_norm")
+
+
+def _per_run(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], -1)
+
+
+def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+          eps: float, spectral: bool = True) -> dict[str, dict[int, torch.Tensor]]:
+    """metric -> {layer: tensor [R]} measured on the batch (x, y); parameters are not changed."""
+    out: dict[str, dict[int, torch.Tensor]] = {m: {} for m in METRICS}
+    with torch.enable_grad():
+        logits, cap = model.forward(params, x, capture=True)
+        loss = model.per_run_loss(logits, y).sum()
+        n_hidden = len(cap.z)
+        grads = torch.autograd.grad(loss, [*params, *cap.z_raw, *cap.h_raw, logits])
+    n_p = len(params)
+    g_params = grads[:n_p]
+    g_z = grads[n_p:n_p + n_hidden]
+    g_h = grads[n_p + n_hidden:n_p + 2 * n_hidden]
+    g_logits = grads[-1]
+    R = model.R
+    with torch.no_grad():
+        out["preact_q"][0] = (x.float() ** 2).mean().expand(R).clone()
+        for i in range(n_hidden + 1):
+            layer = i + 1
+            gw = g_params[2 * i]
+            out["weight_grad_norm"][layer] = _per_run(gw).norm(dim=1)
+            out["mean_abs_grad"][layer] = _per_run(gw).abs().mean(dim=1)
+            if model.arch.model == "mlp" and spectral:
+                out["weight_spectral_norm"][layer] = torch.linalg.matrix_norm(params[2 * i].detach().double(), ord=2).float()
+            if i == n_hidden:
+                out["grad_norm_z"][layer] = _per_run(g_logits).norm(dim=1)
+                z = logits
+                out["preact_q"][layer] = _per_run(z ** 2).mean(dim=1)
+                out["preact_var"][layer] = _per_run(z).var(dim=1)
+                continue
+            z, h = cap.z[i], cap.h[i]
+            out["grad_norm_z"][layer] = _runs_view(g_z[i], model, z).norm(dim=1)
+            out["grad_norm_h"][layer] = _runs_view(g_h[i], model, z).norm(dim=1)
+            out["preact_q"][layer] = _per_run(z ** 2).mean(dim=1)
+            out["preact_var"][layer] = _per_run(z).var(dim=1)
+            if h.dim() == 3:
+                dead = (h == 0).all(dim=1)
+            else:
+                dead = (h == 0).transpose(1, 2).reshape(R, h.shape[2], -1).all(dim=2)
+            out["dead_frac"][layer] = dead.float().mean(dim=1)
+            out["saturated_frac"][layer] = _saturated(model, cap.z_raw[i], eps)
+    return out
+
+
+def _runs_view(g_raw: torch.Tensor, model: StackedModel, z_view: torch.Tensor) -> torch.Tensor:
+    if g_raw.dim() == 3:
+        return _per_run(g_raw)
+    B = g_raw.shape[0]
+    return g_raw.view(B, model.R, -1).transpose(0, 1).reshape(model.R, -1)
+
+
+def _saturated(model: StackedModel, z_raw: torch.Tensor, eps: float) -> torch.Tensor:
+    dim = 0 if z_raw.dim() == 3 else 1
+    with torch.enable_grad():
+        zz = z_raw.detach().clone().requires_grad_(True)
+        if dim == 1:
+            B = zz.shape[0]
+            view = zz.view(B, model.R, -1)
+            hh = model._act(view, 1)
+        else:
+            hh = model._act(zz, 0)
+        (d,) = torch.autograd.grad(hh.sum(), zz)
+    small = (d.abs() < eps).float()
+    if dim == 0:
+        return _per_run(small).mean(dim=1)
+    return small.view(small.shape[0], model.R, -1).mean(dim=(0, 2))

@@ -1,0 +1,239 @@
+"""``python -m empirical.run``: train a study and print its summary.
+
+Settings come from, in increasing priority: the default study, ``--preset``, ``--config FILE.toml``,
+then the flags. Bad input gets one line on stderr and exit code 2; Ctrl-C saves every finished run
+and exits 130; the same command resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+from typing import Sequence
+
+from empirical import config as C
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+
+
+def _csv(kind):
+    def parse(text: str):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"empty list {text!r}")
+        try:
+            return [kind(t) for t in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {kind.__name__}") from None
+    return parse
+
+
+def _num(kind):
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = C.StudyConfig()
+    presets = "\n".join(f"  {k:16s} {v['description']}" for k, v in C.PRESETS.items())
+    p = _Parser(
+        prog="python -m empirical.run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train every activation's models as one batched study and record gradient flow.\n\n"
+                    "With no arguments: the default study (digits, offline) in about a minute on 2 cores.\n"
+                    "Results go to OUT_DIR/NAME/ (study.json, runs.csv, epochs.csv, steps.csv, layers.csv);\n"
+                    "running the same command again skips finished runs.",
+        epilog="presets:\n" + presets + "\n\nexample:\n  python -m empirical.run --preset depth-sweep\n"
+               "  python -m empirical.run --activation relu --activation 'x*erf(x)' --epochs 5",
+    )
+    g = p.add_argument_group("study")
+    g.add_argument("--preset", help=f"start from a named study: {', '.join(C.PRESETS)} (default: default)")
+    g.add_argument("--config", metavar="FILE.toml",
+                   help="read a whole study from a TOML file (keys are the long flag names with '_'; "
+                        "'preset = NAME' starts from a preset); flags given here override it")
+    g.add_argument("--name", help=f"study name, the results sub-folder (default: {d.name}; presets set their own)")
+    g.add_argument("--out-dir", help=f"parent folder of results (default: {d.out_dir})")
+    g.add_argument("--activation", action="append", metavar="NAME|FORMULA",
+                   help="an activation name or a formula in x such as 'x*erf(x)'; repeat or comma-separate "
+                        f"(default: {','.join(d.activations)})")
+    g.add_argument("--seeds", type=_csv(int), help=f"comma-separated seeds (default: {','.join(map(str, d.seeds))})")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", action="append", help=f"{' or '.join(C.MODELS)}; repeatable (default: mlp)")
+    g.add_argument("--widths", type=_csv(int), help="hidden widths of the MLP, e.g. 128,64 (default: 128,64)")
+    g.add_argument("--depth", type=_num(int), help="deep MLP: number of hidden layers (with --width)")
+    g.add_argument("--width", type=_num(int), help="deep MLP: units per hidden layer (with --depth; default 128)")
+    g.add_argument("--channels", type=_num(int), help=f"TinyVGG channels per conv (default: {d.channels})")
+    g.add_argument("--init", action="append",
+                   help=f"initialisation: {', '.join(C.INITS)}; repeatable (default: default = torch's own, "
+                        "sigma_w^2 = 1/3; critical = the edge of chaos from theory)")
+    g.add_argument("--sigma-b2", type=_num(float),
+                   help=f"bias variance for --init critical (default: {d.sigma_b2})")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", help=f"{', '.join(C.DATASETS)} (default: {d.dataset}, ships with scikit-learn)")
+    g.add_argument("--data-dir", help=f"where torchvision data sets live (default: {d.data_dir})")
+    g.add_argument("--download", action="store_true", default=None, help="download the data set if missing (needs network)")
+    g.add_argument("--train-size", type=_num(int), help="stratified low-sample training subset of N examples (default: all)")
+    g = p.add_argument_group("training")
+    g.add_argument("--optimizer", help=f"{' or '.join(C.OPTIMIZERS)} (default: {d.optimizer})")
+    g.add_argument("--lr", type=_num(float), help=f"learning rate (default: {d.lr:g})")
+    g.add_argument("--momentum", type=_num(float), help=f"SGD momentum (default: {d.momentum:g})")
+    g.add_argument("--batch-size", type=_num(int), help=f"batch size (default: {d.batch_size})")
+    g.add_argument("--epochs", type=_num(int), help=f"epochs (default: {d.epochs})")
+    g.add_argument("--device", help="cpu, cuda or auto (default: cpu)")
+    g = p.add_argument_group("measurements")
+    g.add_argument("--probe-every", type=_num(int), help=f"probe gradient flow every K steps (default: {d.probe_every})")
+    g.add_argument("--probe-size", type=_num(int), help=f"examples in the fixed probe batch (default: {d.probe_size})")
+    g.add_argument("--eps", type=_num(float), help=f"saturation threshold on |phi'| (default: {d.eps:g})")
+    g.add_argument("--no-act-timing", action="store_true",
+                   help="skip timing each activation's own forward+backward")
+    g = p.add_argument_group("execution")
+    g.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local (this machine, default) or ray (a Ray cluster; pip install -e '.[ray]')")
+    g.add_argument("--workers", type=_num(int), default=1, help="local executor: worker processes (default: 1)")
+    g.add_argument("--ray-address", help="ray: cluster address, e.g. ray://head:10001 or auto (default: start a local Ray)")
+    g.add_argument("--ray-cpus-per-task", type=_num(float), default=1.0, help="ray: CPUs per task (default: 1)")
+    g.add_argument("--ray-gpus-per-task", type=_num(float), default=0.0, help="ray: GPUs per task (default: 0)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--quiet", action="store_true", help="print only the summary table")
+    return p
+
+
+_FLAG_KEYS = ("name", "out_dir", "seeds", "widths", "channels", "sigma_b2", "dataset", "data_dir", "download",
+              "train_size", "optimizer", "lr", "momentum", "batch_size", "epochs", "device", "probe_every",
+              "probe_size", "eps")
+
+
+def config_from_args(args: argparse.Namespace) -> C.StudyConfig:
+    cfg = C.preset(args.preset) if args.preset else C.StudyConfig()
+    if args.config:
+        cfg = C.load_toml(args.config, base=cfg)
+    over = {k: getattr(args, k) for k in _FLAG_KEYS if getattr(args, k) is not None}
+    if args.activation:
+        over["activations"] = [a.strip() for item in args.activation for a in _split_acts(item)]
+    if args.init:
+        over["inits"] = [i.strip() for item in args.init for i in item.split(",") if i.strip()]
+    if args.model:
+        over["models"] = [m.strip() for item in args.model for m in item.split(",") if m.strip()]
+    if args.depth is not None or args.width is not None:
+        over["depth"] = args.depth if args.depth is not None else len(cfg.widths)
+        over["width"] = args.width if args.width is not None else 128
+    if args.no_act_timing:
+        over["time_activations"] = False
+    cfg = C.from_mapping(over, base=cfg, source="flags")
+    return C.validate(cfg)
+
+
+def _split_acts(item: str) -> list[str]:
+    """Split on commas that are not inside parentheses (formulas like max(0, x) keep theirs)."""
+    out, depth, cur = [], 0, ""
+    for ch in item:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur)
+    return [o for o in out if o.strip()]
+
+
+def summary_rows(rows: Sequence[dict]) -> list[dict]:
+    """One row per (model, init, activation): means over seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["init"], r["activation"]), []).append(r)
+    out = []
+    for (model, init, act), rs in groups.items():
+        accs = [r["final_test_acc"] for r in rs if r["status"] == "finished" and r["final_test_acc"] is not None]
+        reach = [r["epochs_to_90"] for r in rs if r["epochs_to_90"] is not None]
+        g0 = [r["first_layer_grad_init"] for r in rs if r["first_layer_grad_init"] is not None]
+        g1 = [r["first_layer_grad_final"] for r in rs if r["first_layer_grad_final"] is not None]
+        out.append({
+            "model": model, "init": init, "activation": act, "runs": len(rs),
+            "diverged": sum(r["status"] == "diverged" for r in rs),
+            "acc_mean": statistics.fmean(accs) if accs else math.nan,
+            "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "epochs_to_90": statistics.fmean(reach) if reach else None, "reached_90": len(reach),
+            "grad_init": statistics.fmean(g0) if g0 else math.nan,
+            "grad_final": statistics.fmean(g1) if g1 else math.nan,
+            "time_per_epoch_s": statistics.fmean(r["time_per_epoch_s"] for r in rs),
+            "act_time_per_epoch_s": statistics.fmean(r["act_time_per_epoch_s"] or 0.0 for r in rs),
+        })
+    return out
+
+
+def format_summary(rows: Sequence[dict]) -> str:
+    multi = len({(r["model"], r["init"]) for r in rows}) > 1
+    head = ["activation", "test acc (mean ± std)", "epochs→90%", "|∂L/∂W₁| init → final",
+            "s/epoch (batched)", "act fwd+bwd s/epoch"]
+    if multi:
+        head = ["model", "init"] + head
+    lines = []
+    for r in rows:
+        reach = f"{r['epochs_to_90']:.1f} ({r['reached_90']}/{r['runs']})" if r["epochs_to_90"] else f"never (0/{r['runs']})"
+        acc = f"{100 * r['acc_mean']:.2f} ± {100 * r['acc_std']:.2f} %" if not math.isnan(r["acc_mean"]) else "—"
+        if r["diverged"]:
+            acc += f"  [{r['diverged']} diverged]"
+        cells = [r["activation"], acc, reach, f"{r['grad_init']:.2e} → {r['grad_final']:.2e}",
+                 f"{r['time_per_epoch_s']:.4f}", f"{r['act_time_per_epoch_s']:.4f}"]
+        if multi:
+            cells = [r["model"], r["init"]] + cells
+        lines.append(cells)
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
+    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in lines])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from empirical.data import DataError
+    from empirical.results import ResultsError
+    from empirical.study import run_study
+    from theory.activations import FormulaError, UnknownActivation
+
+    bad_input = (C.ConfigError, DataError, ResultsError, FormulaError, UnknownActivation, ValueError)
+    log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    try:
+        cfg = config_from_args(args)
+        opts = {}
+        if args.executor == "ray":
+            opts = dict(address=args.ray_address, cpus_per_task=args.ray_cpus_per_task,
+                        gpus_per_task=args.ray_gpus_per_task)
+        elif args.workers != 1:
+            if args.workers < 1:
+                raise C.ConfigError(f"--workers must be a positive integer, got {args.workers}")
+            opts = dict(workers=args.workers)
+        outcome = run_study(cfg, progress=not args.no_progress, executor=args.executor, log=log, **opts)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every finished run is saved; run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except bad_input as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    rows = [outcome.rows[r.run_id] for r in outcome.runs if r.run_id in outcome.rows]
+    log(f"{outcome.trained} runs trained, {outcome.skipped} reused, in {outcome.wall_time_s:.1f} s; "
+        f"results in {outcome.folder}/")
+    print(format_summary(summary_rows(rows)))
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

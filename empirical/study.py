@@ -1,0 +1,136 @@
+"""Running a study: split it into tasks (groups of runs trained together), skip finished runs,
+train the rest, write each task's runs atomically, merge the tables.
+
+``run_task`` is a pure function of its inputs (runs, data spec, device) returning records, so the
+same task runs in this process, in a worker process, or on a Ray worker.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from empirical import results
+from empirical.config import RunConfig, StudyConfig
+from empirical.train import RunRecords, resolve_device, train_group
+
+
+@dataclass(frozen=True)
+class Task:
+    """Runs that share a group key; trained as one batched program."""
+
+    runs: tuple[RunConfig, ...]
+
+    @property
+    def steps(self) -> int:
+        return self.runs[0].epochs
+
+
+def plan(cfg: StudyConfig, skip: set[str] = frozenset()) -> tuple[list[RunConfig], list[Task]]:
+    """All runs of the study, and the tasks that train those not in ``skip``."""
+    runs = cfg.runs()
+    groups: dict[tuple, list[RunConfig]] = {}
+    for r in runs:
+        if r.run_id not in skip:
+            groups.setdefault(r.group_key, []).append(r)
+    return runs, [Task(tuple(g)) for g in groups.values()]
+
+
+_DATA_CACHE: dict = {}
+
+
+def data_spec(cfg: StudyConfig, seed: int):
+    from empirical.data import DataSpec
+
+    return DataSpec(name=cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
+                    train_size=cfg.train_size, seed=seed)
+
+
+def load_data(spec):
+    from empirical.data import load
+
+    key = spec if spec.train_size is not None else dataclasses.replace(spec, seed=0)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = load(spec)
+    return _DATA_CACHE[key]
+
+
+def run_task(task: Task, spec, device: str, time_activations: bool = True,
+             progress: Callable[[int], None] | None = None) -> list[RunRecords]:
+    data = load_data(spec)
+    return train_group(task.runs, data, resolve_device(device), progress=progress,
+                       time_activations=time_activations)
+
+
+def steps_of(task: Task, n_train: int) -> int:
+    r = task.runs[0]
+    return -(-n_train // r.batch_size) * r.epochs
+
+
+def preflight(cfg: StudyConfig) -> None:
+    """Fail before anything is written: the data loads, every critical init has an edge of chaos."""
+    for seed in dict.fromkeys(cfg.seeds):
+        load_data(data_spec(cfg, seed))
+        if cfg.train_size is None:
+            break
+    if "critical" in cfg.inits:
+        from empirical.models import critical_sigma_w2
+
+        for act in cfg.activations:
+            critical_sigma_w2(act, cfg.sigma_b2)
+
+
+@dataclass
+class Outcome:
+    folder: str
+    runs: list[RunConfig]
+    rows: dict[str, dict]
+    trained: int
+    skipped: int
+    wall_time_s: float
+
+
+def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
+              log: Callable[[str], None] = print, **executor_opts) -> Outcome:
+    """Train every unfinished run of ``cfg`` and write the results folder; resumable at task granularity."""
+    preflight(cfg)
+    folder = cfg.folder
+    results.check_writable(folder)
+    store = results.Store(folder)
+    lock = results.Lock(folder)
+    lock.acquire()
+    t0 = time.perf_counter()
+    try:
+        done = store.finished()
+        runs, tasks = plan(cfg, set(done))
+        skipped = len(runs) - sum(len(t.runs) for t in tasks)
+        if skipped:
+            log(f"resuming: {skipped} of {len(runs)} runs already finished in {folder}; training {len(runs) - skipped}")
+        info = {"config": cfg.to_json(), "environment": results.environment(), "status": "running",
+                "runs": len(runs), "tasks": len(tasks)}
+        store.write_study(info)
+        order = [r.run_id for r in runs]
+
+        def commit(records: Sequence[RunRecords]) -> None:
+            for rec in records:
+                store.write_run(rec)
+            store.merge(order)
+
+        if executor == "ray":
+            from empirical.executors import run_ray
+
+            run_ray(cfg, tasks, commit, progress=progress, **executor_opts)
+        else:
+            from empirical.executors import run_local
+
+            run_local(cfg, tasks, commit, progress=progress, **executor_opts)
+        store.merge(order)
+        rows = store.finished()
+        wall = time.perf_counter() - t0
+        info.update(status="complete", wall_time_s=round(wall, 3))
+        store.write_study(info)
+        return Outcome(folder, runs, rows, len(runs) - skipped, skipped, wall)
+    finally:
+        lock.release()

@@ -1,0 +1,241 @@
+"""The training engine: one group of runs (same data, model shape, seed and hyper-parameters;
+different activations and initialisations) trained as one batched program.
+
+All runs of a group see the same batches in the same order. The optimiser acts on stacked
+parameters; Adam and SGD are elementwise, so each run is updated exactly as if it were alone.
+A run whose loss becomes NaN or Inf is marked diverged at that step; the others go on.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from empirical import probes
+from empirical.config import RunConfig
+from empirical.models import Arch, StackedModel, init_params, init_sigmas, torch_activation
+from theory import activations as registry
+
+
+@dataclass
+class RunRecords:
+    """Everything measured for one run: a summary row and tidy record lists."""
+
+    config: RunConfig
+    row: dict
+    epochs: list[dict] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)
+    layers: list[dict] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA GPU; allowed here: cpu, auto")
+    return torch.device(name)
+
+
+def _order(runs: Sequence[RunConfig]) -> tuple[list[RunConfig], list[str], list[tuple[int, int]]]:
+    acts = list(dict.fromkeys(r.activation for r in runs))
+    ordered = sorted(runs, key=lambda r: acts.index(r.activation))
+    slices, start = [], 0
+    for a in acts:
+        n = sum(1 for r in ordered if r.activation == a)
+        slices.append((start, start + n))
+        start += n
+    return ordered, acts, slices
+
+
+def time_activation(fn: Callable, shapes: Sequence[tuple[int, ...]], device, reps: int = 20) -> float:
+    """Median seconds of forward+backward of ``fn`` over tensors of ``shapes`` (one model's hidden layers)."""
+    xs = [torch.randn(s, device=device, requires_grad=True) for s in shapes]
+    gs = [torch.ones(s, device=device) for s in shapes]
+    times = []
+    for i in range(reps + 3):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for xx, gg in zip(xs, gs):
+            fn(xx).backward(gg)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= 3:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "cpu",
+                progress: Callable[[int], None] | None = None, time_activations: bool = True,
+                native: bool = True) -> list[RunRecords]:
+    """Train ``runs`` (one group) together on ``data`` (an ``empirical.data.Dataset``)."""
+    device = torch.device(device)
+    first = runs[0]
+    keys = {r.group_key for r in runs}
+    if len(keys) != 1:
+        raise ValueError("train_group needs runs of one group (same data, model, seed, hyper-parameters)")
+    ordered, acts, slices = _order(runs)
+    R = len(ordered)
+    act_objs = [registry.lookup(a) for a in acts]
+    fns = [torch_activation(a, native=native) for a in act_objs]
+    arch = Arch(first.model, tuple(data.input_shape), data.num_classes, tuple(first.widths), first.channels)
+    model = StackedModel(arch, fns, slices)
+
+    x_train = data.x_train.to(device)
+    y_train = data.y_train.to(device)
+    x_test = data.x_test.to(device)
+    y_test = data.y_test.to(device)
+
+    params = init_params(arch, [(r.activation, r.init, r.seed, r.sigma_b2) for r in ordered], device=device)
+    if first.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=first.lr, foreach=True)
+    else:
+        opt = torch.optim.SGD(params, lr=first.lr, momentum=first.momentum, foreach=True)
+
+    gen = torch.Generator().manual_seed(first.seed)
+    n = len(x_train)
+    probe_idx = torch.randperm(n, generator=torch.Generator().manual_seed(first.seed + 1))[:first.probe_size]
+    x_probe, y_probe = x_train[probe_idx.to(device)], y_train[probe_idx.to(device)]
+    steps_per_epoch = math.ceil(n / first.batch_size)
+    total_steps = steps_per_epoch * first.epochs
+
+    records = [RunRecords(r, {}) for r in ordered]
+    diverged_at = [None] * R
+    layer_rows: list[tuple[int, int, dict]] = []
+
+    def do_probe(step: int, epoch: int) -> None:
+        res = probes.probe(model, params, x_probe, y_probe, first.eps)
+        layer_rows.append((step, epoch, {m: {l: v.detach().cpu().tolist() for l, v in d.items()}
+                                         for m, d in res.items()}))
+
+    do_probe(0, 0)
+    step = 0
+    group_train_time = 0.0
+    for epoch in range(1, first.epochs + 1):
+        perm = torch.randperm(n, generator=gen).to(device)
+        losses = torch.empty(steps_per_epoch, R, device=device)
+        correct = torch.zeros(R, device=device)
+        t0 = time.perf_counter()
+        for s in range(steps_per_epoch):
+            idx = perm[s * first.batch_size:(s + 1) * first.batch_size]
+            xb, yb = x_train[idx], y_train[idx]
+            logits, _ = model.forward(params, xb)
+            loss_r = model.per_run_loss(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss_r.sum().backward()
+            opt.step()
+            with torch.no_grad():
+                losses[s] = loss_r.detach()
+                correct += (logits.argmax(-1) == yb).sum(-1)
+            step += 1
+            if step % first.probe_every == 0 and step != total_steps:
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                pt = time.perf_counter()
+                do_probe(step, epoch)
+                t0 += time.perf_counter() - pt
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        epoch_time = time.perf_counter() - t0
+        group_train_time += epoch_time
+        if progress:
+            progress(steps_per_epoch)
+
+        loss_cpu = losses.cpu()
+        test_loss, test_acc = evaluate(model, params, x_test, y_test)
+        train_acc = (correct / n).cpu().tolist()
+        for r in range(R):
+            col = loss_cpu[:, r]
+            if diverged_at[r] is None:
+                bad = (~torch.isfinite(col)).nonzero()
+                if len(bad):
+                    diverged_at[r] = (epoch - 1) * steps_per_epoch + int(bad[0]) + 1
+            rec = records[r]
+            for s in range(steps_per_epoch):
+                rec.steps.append({"step": (epoch - 1) * steps_per_epoch + s + 1, "epoch": epoch,
+                                  "loss": _num(float(col[s]))})
+            rec.epochs.append({
+                "epoch": epoch, "train_loss": _num(float(col.mean())), "train_acc": _num(train_acc[r]),
+                "test_loss": _num(test_loss[r]), "test_acc": _num(test_acc[r]),
+                "epoch_time_s": round(epoch_time, 6),
+            })
+        if all(d is not None for d in diverged_at):
+            break
+    do_probe(step, epoch)
+
+    act_times = {}
+    if time_activations:
+        shapes = _hidden_shapes(arch, first.batch_size)
+        for a, fn in zip(acts, fns):
+            act_times[a] = time_activation(fn, shapes, device) * steps_per_epoch
+
+    for r, rec in enumerate(records):
+        _finish(rec, r, diverged_at[r], layer_rows, group_train_time, act_times.get(rec.config.activation),
+                R, arch, step)
+    return records
+
+
+def _num(v: float):
+    return v if math.isfinite(v) else None
+
+
+def _hidden_shapes(arch: Arch, batch: int) -> list[tuple[int, ...]]:
+    if arch.model == "mlp":
+        return [(batch, w) for w in arch.widths]
+    c, h, w = arch.input_shape
+    k = arch.channels
+    return [(batch, k, h, w)] * 2 + [(batch, k, h // 2, w // 2)] * 2
+
+
+@torch.no_grad()
+def evaluate(model: StackedModel, params, x, y, chunk: int = 2048) -> tuple[list[float], list[float]]:
+    """Per-run mean cross-entropy and accuracy on (x, y)."""
+    R = model.R
+    loss_sum = torch.zeros(R, device=x.device, dtype=torch.float64)
+    correct = torch.zeros(R, device=x.device, dtype=torch.float64)
+    for i in range(0, len(x), chunk):
+        logits, _ = model.forward(params, x[i:i + chunk])
+        yb = y[i:i + chunk]
+        loss_sum += model.per_run_loss(logits, yb).double() * len(yb)
+        correct += (logits.argmax(-1) == yb).sum(-1).double()
+    return (loss_sum / len(x)).cpu().tolist(), (correct / len(x)).cpu().tolist()
+
+
+def _finish(rec: RunRecords, r: int, diverged_step, layer_rows, group_time, act_time, R, arch, last_step):
+    cfg = rec.config
+    for step, epoch, res in layer_rows:
+        for metric, by_layer in res.items():
+            for layer, values in by_layer.items():
+                if diverged_step is not None and step >= diverged_step:
+                    continue
+                rec.layers.append({"step": step, "epoch": epoch, "layer": layer, "metric": metric,
+                                   "value": _num(float(values[r]))})
+    first_grad = [row["value"] for row in rec.layers if row["metric"] == "mean_abs_grad" and row["layer"] == 1]
+    epochs = rec.epochs
+    reach = next((e["epoch"] for e in epochs if (e["test_acc"] or 0) >= 0.9), None)
+    last = epochs[-1] if epochs else {}
+    _, fan_in, fan_out = arch.layers[1] if len(arch.layers) > 2 else arch.layers[0]
+    sw2, sb2 = init_sigmas(cfg.init, cfg.activation, fan_in, fan_out, cfg.sigma_b2)
+    status = "diverged" if diverged_step is not None else "finished"
+    rec.row = {
+        "run_id": cfg.run_id, "activation": cfg.activation, "seed": cfg.seed, "init": cfg.init,
+        "sigma_w2": round(sw2, 10), "sigma_b2": round(sb2, 10), "model": cfg.model,
+        "widths": "-".join(map(str, cfg.widths)), "depth": cfg.depth, "channels": cfg.channels,
+        "dataset": cfg.dataset, "train_size": cfg.train_size, "optimizer": cfg.optimizer, "lr": cfg.lr,
+        "momentum": cfg.momentum, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "eps": cfg.eps,
+        "status": status, "diverged_step": diverged_step, "steps": last_step,
+        "final_train_loss": last.get("train_loss"), "final_test_loss": last.get("test_loss"),
+        "final_test_acc": last.get("test_acc"),
+        "best_test_acc": max((e["test_acc"] for e in epochs if e["test_acc"] is not None), default=None),
+        "epochs_to_90": reach,
+        "first_layer_grad_init": first_grad[0] if first_grad else None,
+        "first_layer_grad_final": first_grad[-1] if first_grad and status == "finished" else None,
+        "group_runs": R,
+        "group_time_per_epoch_s": round(group_time / max(len(epochs), 1), 6),
+        "time_per_epoch_s": round(group_time / max(len(epochs), 1) / R, 6),
+        "act_time_per_epoch_s": round(act_time, 6) if act_time is not None else None,
+    }
