@@ -48,7 +48,7 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
             out["weight_grad_norm"][layer] = _per_run(gw).norm(dim=1)
             out["mean_abs_grad"][layer] = _per_run(gw).abs().mean(dim=1)
             if model.arch.model == "mlp" and spectral:
-                out["weight_spectral_norm"][layer] = torch.linalg.matrix_norm(params[2 * i].detach().double(), ord=2).float()
+                out["weight_spectral_norm"][layer] = _spectral_norm(params[2 * i].detach())
             if i == n_hidden:
                 out["grad_norm_z"][layer] = _per_run(g_logits).norm(dim=1)
                 z = logits
@@ -67,6 +67,13 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
             out["dead_frac"][layer] = dead.float().mean(dim=1)
             out["saturated_frac"][layer] = _saturated(model, cap.z_raw[i], eps)
     return out
+
+
+def _spectral_norm(w: torch.Tensor) -> torch.Tensor:
+    """‖W_r‖₂ per run; NaN for a run whose weights are not finite (a diverged run)."""
+    finite = torch.isfinite(w).flatten(1).all(dim=1)
+    s = torch.linalg.svdvals(torch.where(finite[:, None, None], w, torch.zeros_like(w)))[:, 0]
+    return torch.where(finite, s, torch.full_like(s, float("nan")))
 
 
 def _runs_view(g_raw: torch.Tensor, model: StackedModel, z_view: torch.Tensor) -> torch.Tensor:

@@ -162,7 +162,7 @@ class Store:
         os.makedirs(part)
         keys = {k: rec.row[k] for k in KEYS}
         files = {
-            "run.json": json.dumps(rec.row, sort_keys=True, indent=1).encode(),
+            "run.json": json.dumps(rec.row, indent=1).encode(),
             "epochs.csv": to_csv([{**keys, **e} for e in rec.epochs]).encode(),
             "steps.csv": to_csv([{**keys, **s} for s in rec.steps]).encode(),
             "layers.csv": to_csv([{**keys, **s} for s in rec.layers]).encode(),

@@ -1,0 +1,214 @@
+"""The batched engine: equal to training each run alone, deterministic, robust to divergence, resumable."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from empirical import config as C
+from empirical.data import DataSpec, load
+from empirical.models import compile_expr, torch_activation
+from empirical.results import Lock, ResultsError
+from empirical.run import main
+from empirical.study import plan, run_study
+from empirical.train import train_group
+from theory import activations as registry
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TIME_COLS = ["time_per_epoch_s", "group_time_per_epoch_s", "act_time_per_epoch_s", "epoch_time_s"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load(DataSpec("digits"))
+
+
+def tiny(**kw) -> C.StudyConfig:
+    base = dict(name="t", activations=("relu", "tanh"), seeds=(1,), widths=(16, 16), epochs=2, probe_every=5,
+                probe_size=64, time_activations=False)
+    base.update(kw)
+    return C.validate(dataclasses.replace(C.StudyConfig(), **base))
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus", "mish", "hardtanh",
+                                  "sigmoid", "tanh", "telu"])
+def test_compiled_expression_equals_native_op(name):
+    act = registry.get(name)
+    z = torch.linspace(-6, 6, 2001, dtype=torch.float64, requires_grad=True)
+    native, compiled = torch_activation(act), torch_activation(act, native=False)
+    a, b = native(z), compiled(z)
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    ga, = torch.autograd.grad(a.sum(), z)
+    gb, = torch.autograd.grad(b.sum(), z)
+    mask = torch.ones_like(z, dtype=torch.bool)
+    for p in act.breakpoints():
+        mask &= (z - p).abs() > 1e-6
+    torch.testing.assert_close(ga[mask], gb[mask], rtol=1e-9, atol=1e-12)
+
+
+def test_user_formula_compiles():
+    act = registry.register_formula("where(x < 0, 0.2*x, x) + erf(x)/2")
+    z = torch.linspace(-3, 3, 101, dtype=torch.float64)
+    expected = torch.where(z < 0, 0.2 * z, z) + torch.erf(z) / 2
+    torch.testing.assert_close(compile_expr(act.expr)(z), expected)
+
+
+@pytest.mark.parametrize("model", ["mlp", "tinyvgg"])
+def test_batched_equals_each_run_alone(digits, model):
+    cfg = tiny(activations=("relu", "tanh", "x*erf(x)"), inits=("default", "he"), models=(model,), epochs=1,
+               channels=4)
+    _, (task,) = plan(cfg)
+    together = {r.config.run_id: r for r in train_group(task.runs, digits, time_activations=False)}
+    assert len(together) == 6
+    for run in task.runs:
+        (alone,) = train_group([run], digits, time_activations=False)
+        both = together[run.run_id]
+        a = torch.tensor([s["loss"] for s in alone.steps])
+        b = torch.tensor([s["loss"] for s in both.steps])
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-6)
+        assert alone.epochs[-1]["test_acc"] == pytest.approx(both.epochs[-1]["test_acc"], abs=1 / 449 + 1e-9)
+        la = {(r["step"], r["layer"], r["metric"]): r["value"] for r in alone.layers}
+        lb = {(r["step"], r["layer"], r["metric"]): r["value"] for r in both.layers}
+        assert la.keys() == lb.keys()
+        for k in la:
+            if la[k] is not None:
+                assert lb[k] == pytest.approx(la[k], rel=1e-3, abs=1e-6), k
+
+
+def test_runs_differ_by_activation_and_seed_gives_same_batches(digits):
+    cfg = tiny(activations=("relu", "sigmoid"))
+    _, (task,) = plan(cfg)
+    recs = train_group(task.runs, digits, time_activations=False)
+    assert recs[0].steps[0]["loss"] != recs[1].steps[0]["loss"]
+
+
+def _csvs(folder):
+    return {t: pd.read_csv(os.path.join(folder, f"{t}.csv")) for t in ("runs", "epochs", "steps", "layers")}
+
+
+def test_study_writes_tidy_csvs_and_is_deterministic(tmp_path):
+    cfg = tiny(out_dir=str(tmp_path / "a"))
+    out = run_study(cfg, progress=False, log=lambda m: None)
+    t1 = _csvs(out.folder)
+    assert len(t1["runs"]) == 2 and set(t1["runs"].status) == {"finished"}
+    assert len(t1["epochs"]) == 2 * 2
+    assert {"run_id", "step", "layer", "metric", "value"} <= set(t1["layers"].columns)
+    assert t1["steps"].groupby("run_id").size().tolist() == [2 * 11] * 2
+    out2 = run_study(dataclasses.replace(cfg, out_dir=str(tmp_path / "b")), progress=False, log=lambda m: None)
+    t2 = _csvs(out2.folder)
+    for t in ("runs", "epochs", "steps", "layers"):
+        a, b = t1[t].drop(columns=TIME_COLS, errors="ignore"), t2[t].drop(columns=TIME_COLS, errors="ignore")
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_diverging_run_is_recorded_and_the_rest_completes(tmp_path):
+    cfg = tiny(activations=("relu", "sigmoid"), optimizer="sgd", lr=1e4, epochs=2, out_dir=str(tmp_path))
+    out = run_study(cfg, progress=False, log=lambda m: None)
+    runs = pd.read_csv(os.path.join(out.folder, "runs.csv"))
+    relu = runs[runs.activation == "relu"].iloc[0]
+    assert relu.status == "diverged" and relu.diverged_step >= 1
+    steps = pd.read_csv(os.path.join(out.folder, "steps.csv"))
+    rs = steps[steps.run_id == relu.run_id]
+    assert rs[rs.step < relu.diverged_step].loss.notna().all()
+    assert pd.isna(rs[rs.step == relu.diverged_step].loss).all()
+    sig = runs[runs.activation == "sigmoid"].iloc[0]
+    assert sig.status in ("finished", "diverged")
+    assert len(runs) == 2
+
+
+def test_resume_skips_finished_runs(tmp_path):
+    cfg = tiny(seeds=(1, 2), out_dir=str(tmp_path))
+    out = run_study(cfg, progress=False, log=lambda m: None)
+    parts = os.path.join(out.folder, "parts")
+    ids = sorted(os.listdir(parts))
+    assert len(ids) == 4
+    stamps = {i: os.stat(os.path.join(parts, i, "manifest.json")).st_mtime_ns for i in ids}
+    victim = [r for r in cfg.runs() if r.seed == 2][0].run_id
+    import shutil
+    shutil.rmtree(os.path.join(parts, victim))
+    out2 = run_study(cfg, progress=False, log=lambda m: None)
+    assert out2.skipped == 3 and out2.trained == 1
+    for i in ids:
+        if i != victim:
+            assert os.stat(os.path.join(parts, i, "manifest.json")).st_mtime_ns == stamps[i]
+    runs = pd.read_csv(os.path.join(out.folder, "runs.csv"))
+    assert sorted(runs.run_id) == ids
+
+
+def test_corrupted_part_is_detected(tmp_path):
+    cfg = tiny(out_dir=str(tmp_path))
+    out = run_study(cfg, progress=False, log=lambda m: None)
+    part = os.path.join(out.folder, "parts", cfg.runs()[0].run_id, "epochs.csv")
+    with open(part, "a") as fh:
+        fh.write("garbage\n")
+    with pytest.raises(ResultsError, match="corrupted"):
+        run_study(cfg, progress=False, log=lambda m: None)
+
+
+def test_lock_refuses_second_writer(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (folder / ".lock").write_text(f"{os.uname().nodename} {holder.pid}")
+        with pytest.raises(ResultsError, match="in use"):
+            Lock(str(folder)).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = Lock(str(folder))
+    lock.acquire()
+    assert lock.held
+    lock.release()
+
+
+def test_sigkill_mid_study_then_resume(tmp_path):
+    args = ["--name", "k", "--out-dir", str(tmp_path), "--activation", "relu,tanh", "--seeds", "1,2,3",
+            "--widths", "64,64", "--epochs", "6", "--no-progress", "--no-act-timing"]
+    cmd = [sys.executable, "-m", "empirical.run", *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = tmp_path / "k" / "parts"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if parts.exists() and len(list(parts.glob("*/manifest.json"))) >= 2:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p.parent.name: p.stat().st_mtime_ns for p in parts.glob("*/manifest.json")}
+    assert 2 <= len(before) < 6, "kill came too late to test resume"
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr
+    after = {p.parent.name: p.stat().st_mtime_ns for p in parts.glob("*/manifest.json")}
+    assert len(after) == 6
+    assert all(after[k] == v for k, v in before.items())
+    runs = pd.read_csv(tmp_path / "k" / "runs.csv")
+    assert len(runs) == 6 and runs.run_id.is_unique
+    steps = pd.read_csv(tmp_path / "k" / "steps.csv")
+    assert steps.groupby("run_id").size().nunique() == 1
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    code = main(["--out-dir", str(tmp_path), "--name", "e2e", "--activation", "relu", "--activation", "sigmoid",
+                 "--seeds", "3", "--epochs", "2", "--widths", "8", "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "relu" in out and "sigmoid" in out and "±" in out
+    info = json.loads((tmp_path / "e2e" / "study.json").read_text())
+    assert info["status"] == "complete" and info["environment"]["torch"] == torch.__version__
+
+
+def test_cli_bad_input_one_line(tmp_path, capsys):
+    code = main(["--out-dir", str(tmp_path), "--activation", "rleu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "relu" in err
+    assert not any(tmp_path.iterdir())
