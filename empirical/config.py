@@ -182,6 +182,8 @@ def validate(cfg: StudyConfig) -> StudyConfig:
         raise ConfigError("activations is empty; give at least one (e.g. relu)")
     acts = []
     for a in cfg.activations:
+        if not isinstance(a, str):
+            raise ConfigError(f"every activation must be a name or formula string, got {a!r}")
         try:
             acts.append(registry.lookup(a).name)
         except (registry.UnknownActivation, registry.FormulaError, ValueError) as exc:

@@ -31,8 +31,11 @@ def _csv(kind):
         try:
             return [kind(t) for t in items]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {kind.__name__}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {_KIND_NAMES[kind]}s") from None
     return parse
+
+
+_KIND_NAMES = {int: "an integer", float: "a number"}
 
 
 def _num(kind):
@@ -40,7 +43,7 @@ def _num(kind):
         try:
             return kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {_KIND_NAMES[kind]}") from None
     parse.__name__ = kind.__name__
     return parse
 
@@ -198,7 +201,10 @@ def format_summary(rows: Sequence[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
     from empirical.data import DataError
     from empirical.results import ResultsError
     from empirical.study import run_study

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from empirical import results
-from empirical.config import RunConfig, StudyConfig
+from empirical.config import ConfigError, RunConfig, StudyConfig
 from empirical.train import RunRecords, resolve_device, train_group
 
 
@@ -27,9 +27,13 @@ class Task:
         return self.runs[0].epochs
 
 
-def plan(cfg: StudyConfig, skip: set[str] = frozenset()) -> tuple[list[RunConfig], list[Task]]:
-    """All runs of the study, and the tasks that train those not in ``skip``."""
-    runs = cfg.runs()
+def plan(cfg: StudyConfig, skip: set[str] = frozenset(),
+         no_edge: frozenset[str] = frozenset()) -> tuple[list[RunConfig], list[Task]]:
+    """All runs of the study, and the tasks that train those not in ``skip``.
+
+    Runs with ``init = critical`` for an activation in ``no_edge`` (no edge of chaos) are left out.
+    """
+    runs = [r for r in cfg.runs() if not (r.init == "critical" and r.activation in no_edge)]
     groups: dict[tuple, list[RunConfig]] = {}
     for r in runs:
         if r.run_id not in skip:
@@ -69,17 +73,31 @@ def steps_of(task: Task, n_train: int) -> int:
     return -(-n_train // r.batch_size) * r.epochs
 
 
-def preflight(cfg: StudyConfig) -> None:
-    """Fail before anything is written: the data loads, every critical init has an edge of chaos."""
+def preflight(cfg: StudyConfig) -> frozenset[str]:
+    """Fail before anything is written: the device exists and the data loads.
+
+    Returns the activations that have no edge of chaos at ``cfg.sigma_b2`` (their critical-init runs
+    are left out); raises ConfigError when that leaves no run at all.
+    """
+    resolve_device(cfg.device)
     for seed in dict.fromkeys(cfg.seeds):
         load_data(data_spec(cfg, seed))
         if cfg.train_size is None:
             break
+    no_edge = set()
     if "critical" in cfg.inits:
         from empirical.models import critical_sigma_w2
 
         for act in cfg.activations:
-            critical_sigma_w2(act, cfg.sigma_b2)
+            try:
+                critical_sigma_w2(act, cfg.sigma_b2)
+            except ValueError:
+                no_edge.add(act)
+        if no_edge and cfg.inits == ("critical",) and no_edge == set(cfg.activations):
+            raise ConfigError(
+                f"--init critical: no edge of chaos at sigma_b2={cfg.sigma_b2:g} for {', '.join(sorted(no_edge))}; "
+                "try another --sigma-b2 or another --init")
+    return frozenset(no_edge)
 
 
 @dataclass
@@ -95,7 +113,7 @@ class Outcome:
 def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
               log: Callable[[str], None] = print, **executor_opts) -> Outcome:
     """Train every unfinished run of ``cfg`` and write the results folder; resumable at task granularity."""
-    preflight(cfg)
+    no_edge = preflight(cfg)
     folder = cfg.folder
     results.check_writable(folder)
     store = results.Store(folder)
@@ -104,12 +122,16 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
     t0 = time.perf_counter()
     try:
         done = store.finished()
-        runs, tasks = plan(cfg, set(done))
+        runs, tasks = plan(cfg, set(done), no_edge)
+        if no_edge:
+            log(f"init critical: no edge of chaos at sigma_b2={cfg.sigma_b2:g} for {', '.join(sorted(no_edge))}; "
+                "those runs are left out")
         skipped = len(runs) - sum(len(t.runs) for t in tasks)
         if skipped:
             log(f"resuming: {skipped} of {len(runs)} runs already finished in {folder}; training {len(runs) - skipped}")
         info = {"config": cfg.to_json(), "environment": results.environment(), "status": "running",
-                "runs": len(runs), "tasks": len(tasks)}
+                "runs": len(runs), "tasks": len(tasks),
+                "left_out": {"init=critical (no edge of chaos)": sorted(no_edge)}}
         store.write_study(info)
         order = [r.run_id for r in runs]
 

@@ -146,7 +146,8 @@ def _alias_table() -> dict[str, str]:
 
 
 def _normalise(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
+    key = " ".join(name.split())
+    return key if key in _USER else key.lower().replace("-", "_")
 
 
 def resolve(name: str) -> str:
@@ -213,10 +214,9 @@ def all_activations() -> list[Activation]:
 
 def register(act: Activation) -> Activation:
     """Add a user activation to the registry (its name must be new)."""
-    key = _normalise(act.name)
-    if key in _alias_table():
+    if act.name in _alias_table():
         raise ValueError(f"activation name '{act.name}' is already registered")
-    _USER[key] = act
+    _USER[act.name] = act
     return act
 
 
@@ -227,12 +227,11 @@ def register_formula(formula: str, name: str | None = None, replace: bool = True
     """
     expr = parse_formula(formula)
     check_domain(expr, formula)
-    label = name or formula.strip()
-    key = _normalise(label)
+    key = _normalise(name) if name else " ".join(formula.split())
     if key in _USER and replace:
         del _USER[key]
-    if key in _BUILTIN:
-        raise ValueError(f"name '{label}' is a built-in activation; choose another name")
+    if key in _alias_table():
+        raise ValueError(f"name '{key}' is already a built-in activation or alias; choose another name")
     return register(Activation(name=key, expr=expr, formula=formula.strip(), user=True))
 
 
@@ -285,6 +284,7 @@ def check_domain(expr: sp.Expr, text: str = "") -> None:
 def breakpoints(expr: sp.Expr) -> tuple[float, ...]:
     """Real points where a Piecewise condition of ``expr`` changes (sorted floats)."""
     pts: set[float] = set()
+    expr = sp.piecewise_fold(expr)
     for pw in expr.atoms(sp.Piecewise):
         for _, cond in pw.args:
             for rel in _relations(cond):
