@@ -1,0 +1,31 @@
+// MathJax 3 configuration for pymdownx.arithmatex (generic: true).
+// The MathJax file itself is vendored next to this one (javascripts/mathjax/tex-svg-full.js,
+// npm package mathjax@3.2.2): SVG output embeds its glyphs, so no font files and no network.
+window.MathJax = {
+  tex: {
+    inlineMath: [["\\(", "\\)"]],
+    displayMath: [["\\[", "\\]"]],
+    processEscapes: true,
+    processEnvironments: true
+  },
+  svg: {
+    fontCache: "global"
+  },
+  options: {
+    ignoreHtmlClass: ".*|",
+    processHtmlClass: "arithmatex"
+  }
+};
+
+// Material for MkDocs re-renders pages without a reload when navigation.instant is on;
+// typeset again on every page change (document$ is Material's page observable).
+if (typeof document$ !== "undefined") {
+  document$.subscribe(() => {
+    if (window.MathJax && MathJax.typesetPromise) {
+      MathJax.startup.output.clearCache();
+      MathJax.typesetClear();
+      MathJax.texReset();
+      MathJax.typesetPromise();
+    }
+  });
+}

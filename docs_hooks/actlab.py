@@ -1,0 +1,802 @@
+"""MkDocs hook: write the report's generated pages and figures at build time.
+
+Nothing numeric in the report is typed by hand. At every build this hook
+
+* derives, for every registered activation, its formula and derivatives (sympy → LaTeX), its
+  property table (``theory.properties.derive`` / ``to_json``) and its mean-field numbers
+  (``theory.meanfield``), and draws φ, φ′, φ″ and χ₁(q*), q* against σ_w²
+  (``empirical.plots``);
+* reads the results folder (env ``ACTLAB_RESULTS``, default ``results/`` in the repository):
+  one page per study folder with its configuration, a summary table and every figure
+  ``empirical.plots.make_all`` can draw, and the verdict table of each ``predictions.csv``.
+
+Generated pages are virtual files (``File.generated``), never written into ``docs/``. Hand-written
+pages pull generated pieces in with markers ``<!-- actlab:NAME -->`` (an unknown NAME fails the
+build). Figures and derived numbers are cached under ``.cache/actlab-docs/`` (env
+``ACTLAB_DOCS_CACHE``) keyed on a hash of their inputs: the source of ``theory/``, of
+``empirical/plots.py`` and of this file, and the bytes of each study folder's files; so
+``mkdocs serve`` rebuilds stay fast and a changed input is never served stale.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _ensure_path() -> None:
+    # MkDocs restores sys.path after loading a hook, so the repository root is added per event.
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+log = logging.getLogger("mkdocs.hooks.actlab")
+
+CACHE_VERSION = "1"
+SIGMA_W2_MIN, SIGMA_W2_MAX, SIGMA_W2_POINTS = 0.05, 4.0, 48
+SIGMA_B2_VALUES = (0.0, 0.05)          # one χ₁/q* figure per bias variance
+# σ_w² of common initialisations, for the mean-field table on each activation's page.
+STANDARD_SIGMA_W2 = (("PyTorch default", 1 / 3), ("LeCun / Xavier", 1.0), ("He", 2.0))
+MARKER = re.compile(r"<!--\s*actlab:([a-z_]+)\s*-->")
+
+_STATE: dict[str, Any] = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Locations and keys.
+
+def results_root() -> Path:
+    """The results folder: env ACTLAB_RESULTS (relative to the working directory) or <repo>/results."""
+    env = os.environ.get("ACTLAB_RESULTS")
+    return Path(env).expanduser().resolve() if env else REPO / "results"
+
+
+def cache_root() -> Path:
+    env = os.environ.get("ACTLAB_DOCS_CACHE")
+    return Path(env).expanduser().resolve() if env else REPO / ".cache" / "actlab-docs"
+
+
+def _hash_files(paths) -> str:
+    h = hashlib.sha256(CACHE_VERSION.encode())
+    for p in sorted(Path(q) for q in paths):
+        h.update(str(p.relative_to(p.anchor)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _code_files() -> list[Path]:
+    return sorted((REPO / "theory").rglob("*.py")) + [REPO / "empirical" / "plots.py", Path(__file__).resolve()]
+
+
+def studies(root: Path | None = None) -> list[Path]:
+    """Study folders under the results root: those holding study.json, runs.csv or predictions.csv."""
+    root = results_root() if root is None else root
+    if not root.is_dir():
+        return []
+    marks = ("study.json", "runs.csv", "predictions.csv")
+    return sorted(p for p in root.iterdir() if p.is_dir() and any((p / m).is_file() for m in marks))
+
+
+def _cached_dir(kind: str, key: str, build) -> Path:
+    """``cache_root()/kind-key``, built by ``build(tmpdir)`` once and then reused."""
+    root = cache_root()
+    final = root / f"{kind}-{key}"
+    if (final / "done").is_file():
+        log.debug("actlab: %s from cache %s", kind, final)
+        return final
+    t0 = time.perf_counter()
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=root))
+    try:
+        build(tmp)
+        (tmp / "done").write_text("ok\n")
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(root, kind, keep=final)
+    log.info("actlab: computed %s in %.1f s (cached in %s)", kind, time.perf_counter() - t0, _display(final))
+    return final
+
+
+def _prune(root: Path, kind: str, keep: Path, n: int = 6) -> None:
+    old = sorted((p for p in root.glob(f"{kind}-*") if p != keep), key=lambda p: p.stat().st_mtime)
+    for p in old[:-n] if len(old) > n else []:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Theory: derived numbers and figures for every activation.
+
+def _latex(expr) -> str:
+    import sympy as sp
+
+    expr = sp.sympify(expr)
+    floats = {f: sp.Float(f, 6) for f in expr.atoms(sp.Float)}
+    return sp.latex(expr.xreplace(floats) if floats else expr)
+
+
+def _jsonable(v):
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {k: _jsonable(w) for k, w in dataclasses.asdict(v).items()}
+    if isinstance(v, dict):
+        return {str(k): _jsonable(w) for k, w in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(w) for w in v]
+    if isinstance(v, (bool, str)) or v is None:
+        return v
+    if isinstance(v, int):
+        return v
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return f if math.isfinite(f) else ("inf" if f > 0 else "-inf" if f < 0 else None)
+
+
+def ex(v, digits: int = 4) -> str:
+    """An exact sympy value as Markdown math: integers and simple fractions as they are, other
+    closed forms with their decimal value (``≈``), floats to ``digits`` significant figures."""
+    import sympy as sp
+
+    if v is None:
+        return "—"
+    v = sp.sympify(v)
+    if v is sp.oo:
+        return r"$\infty$"
+    if v is -sp.oo:
+        return r"$-\infty$"
+    if v.is_Float:
+        return fmt(float(v), digits)
+    if v.is_Integer or (v.is_Rational and v.q <= 1000):
+        return f"${sp.latex(v)}$"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return f"${_latex(v)}$"
+    return f"${_latex(v)}$ ≈ {fmt(f, digits)}"
+
+
+def _interval(lo, hi, closed=(False, False)) -> str:
+    return ("[" if closed[0] else "(") + f"{_bare(lo)}, {_bare(hi)}" + ("]" if closed[1] else ")")
+
+
+def _bare(v) -> str:
+    """ex() without the surrounding $…$ and ≈ part, for use inside an interval."""
+    import sympy as sp
+
+    v = sp.sympify(v)
+    if v is sp.oo:
+        return "∞"
+    if v is -sp.oo:
+        return "−∞"
+    try:
+        return fmt(float(v))
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _side_x(v) -> str:
+    import sympy as sp
+
+    v = sp.sympify(v)
+    if v is sp.oo:
+        return "x → ∞"
+    if v is -sp.oo:
+        return "x → −∞"
+    return f"x = {_bare(v)}"
+
+
+def property_rows(p) -> list[list[str]]:
+    """The property table of one ``theory.properties.Properties`` as Markdown rows.
+
+    Entries computed numerically (``p.numeric``) are marked †.
+    """
+    num = set(p.numeric)
+    dag = lambda *keys: " †" if any(k in num for k in keys) else ""  # noqa: E731
+    rows = [["φ(0)", ex(p.f0)],
+            ["φ′(0)", ex(p.df0) if p.df0 is not None else "undefined (φ′ jumps at 0)"],
+            ["φ as x → −∞ and x → +∞", f"{ex(p.limits_f[0])} and {ex(p.limits_f[1])}"],
+            ["φ′ as x → −∞ and x → +∞", f"{ex(p.limits_df[0])} and {ex(p.limits_df[1])}"],
+            ["range", _interval(*p.range, closed=p.range_attained) + dag("range")]]
+    if p.minimum is not None:
+        m = p.minimum
+        rows.append(["minimum", f"{ex(m.value)} at {_side_x(m.at)}" + ("" if m.attained else " (not attained)")
+                     + dag("minimum")])
+    else:
+        rows.append(["minimum", "none (no interior minimum)"])
+    rows += [["monotonic", {"none": "no"}.get(p.monotonic, p.monotonic) + dag("monotonic")],
+             ["zero-centred (φ(0) = 0, takes both signs)", fmt(bool(p.zero_centered))],
+             ["symmetry", {"none": "none"}.get(p.symmetry, p.symmetry) + dag("symmetry")],
+             ["bounded", {(True, True): "below and above", (True, False): "below only",
+                          (False, True): "above only", (False, False): "no"}[
+                              (bool(p.bounded_below), bool(p.bounded_above))]]]
+    where = (f"attained at {_side_x(p.lipschitz_at)}" if p.lipschitz_attained
+             else f"approached as {_side_x(p.lipschitz_at).replace('x = ', 'x → ')}, not attained")
+    rows.append(["Lipschitz constant sup |φ′|", f"{ex(p.lipschitz)}, {where}" + dag("lipschitz")])
+    k = p.smoothness
+    rows.append(["smoothness", "$C^\\infty$" if k == math.inf else f"$C^{{{int(k)}}}$" + dag("smoothness")])
+    for side, sat, sign in (("left", p.saturation_left, "<"), ("right", p.saturation_right, ">")):
+        if not sat.saturates:
+            txt = "no"
+        else:
+            txt = f"yes, {sat.rate}" + dag("saturation.rate")
+            if sat.threshold is not None:
+                txt += (f"; |φ′| < ε = {fmt(p.eps)} for x {sign} {fmt(float(sat.threshold))}"
+                        + dag("saturation.threshold"))
+        rows.append([f"saturates on the {side}", txt])
+    dead = ", ".join(_interval(a, b) for a, b in p.dead_region) or "none"
+    rows.append(["dead region (φ′ = 0 exactly)", dead])
+    return rows
+
+
+def _activation_entry(act) -> dict:
+    import sympy as sp
+
+    from theory.activations import x
+
+    entry = {
+        "name": act.name, "label": act.label, "formula": act.formula,
+        "params": [list(p) for p in act.params], "aliases": list(act.aliases),
+        "torch_op": act.torch_op[0] if act.torch_op else None,
+        "latex": {"f": _latex(act.expr), "df": _latex(sp.diff(act.expr, x)),
+                  "d2f": _latex(sp.diff(act.expr, x, 2))},
+        "breakpoints": [float(b) for b in act.breakpoints()],
+    }
+    try:
+        from theory import properties
+    except ImportError as exc:
+        entry["properties"] = None
+        entry["properties_missing"] = f"theory.properties is not available ({exc})"
+    else:
+        p = properties.derive(act)
+        entry["properties"] = _jsonable(properties.to_json(p))
+        entry["property_rows"] = property_rows(p)
+        entry["numeric"] = list(p.numeric)
+        entry["short"] = {
+            "lipschitz": ex(p.lipschitz, 3), "smoothness": (
+                "$C^\\infty$" if p.smoothness == math.inf else f"$C^{{{int(p.smoothness)}}}$"),
+            "monotonic": {"none": "no"}.get(p.monotonic, p.monotonic),
+            "zero_centered": fmt(bool(p.zero_centered)),
+            "saturates": ", ".join(s for s, sat in (("left", p.saturation_left), ("right", p.saturation_right))
+                                   if sat.saturates) or "no",
+            "dead": ", ".join(_interval(a, b) for a, b in p.dead_region) or "none",
+        }
+    try:
+        from theory import meanfield
+    except ImportError as exc:
+        entry["meanfield"] = None
+        entry["meanfield_missing"] = f"theory.meanfield is not available ({exc})"
+    else:
+        mf = {"critical": {}, "standard": []}
+        for sb2 in SIGMA_B2_VALUES:
+            mf["critical"][repr(sb2)] = _jsonable(meanfield.critical_sigma_w2(act, sb2))
+        points = list(STANDARD_SIGMA_W2)
+        crit = _as_float(mf["critical"][repr(0.0)])
+        if crit is not None:
+            points.append(("critical", crit))
+        for label, sw2 in points:
+            mf["standard"].append({"init": label, "sigma_w2": sw2, "sigma_b2": 0.0,
+                                   "summary": meanfield.summary(act, sw2, 0.0).to_json()})
+        entry["meanfield"] = mf
+    return entry
+
+
+def _build_theory(out: Path) -> None:
+    import numpy as np
+
+    from empirical import plots
+    from theory.activations import all_activations
+
+    acts = all_activations()
+    entries = [_activation_entry(a) for a in acts]
+    figs = out / "figures"
+    for e in entries:
+        if e.get("properties") is not None:
+            (figs / f"{e['name']}.json").parent.mkdir(parents=True, exist_ok=True)
+            (figs / f"{e['name']}.json").write_text(json.dumps(e["properties"], indent=1) + "\n")
+    plots.activation_curves(plots.activation_frame(acts, orders=(0, 1)), figs / "overview",
+                            ylim={0: (-2.0, 4.0), 1: (-0.3, 1.9)})
+    for a in acts:
+        plots.activation_curves(plots.activation_frame([a], orders=(0, 1, 2)), figs / a.name)
+    meanfield_ok = all(e["meanfield"] is not None for e in entries)
+    if meanfield_ok:
+        grid = np.round(np.linspace(SIGMA_W2_MIN, SIGMA_W2_MAX, SIGMA_W2_POINTS), 6)
+        for sb2 in SIGMA_B2_VALUES:
+            df = plots.meanfield_frame(acts, grid, sb2)
+            crit = {e["label"]: _as_float(e["meanfield"]["critical"][repr(sb2)]) for e in entries}
+            plots.meanfield_curves(df, out / "meanfield" / _mf_stem(sb2), critical=crit)
+            df.to_csv(out / "meanfield" / f"{_mf_stem(sb2)}.csv", index=False)
+    (out / "theory.json").write_text(json.dumps({"activations": entries, "meanfield": meanfield_ok}, indent=1))
+
+
+def _mf_stem(sb2: float) -> str:
+    return "meanfield-sb2-" + f"{sb2:g}".replace(".", "p")
+
+
+def _as_float(v) -> float | None:
+    if isinstance(v, dict):
+        for k in ("sigma_w2", "value", "critical"):
+            if k in v:
+                return _as_float(v[k])
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def theory_bundle() -> tuple[Path, dict]:
+    key = _hash_files(_code_files())
+    folder = _cached_dir("theory", key, _build_theory)
+    return folder, json.loads((folder / "theory.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting.
+
+def fmt(v, digits: int = 4) -> str:
+    """A value of the property JSON as Markdown (numbers to ``digits`` significant figures)."""
+    if v is None or v == "":
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "—"
+        if math.isinf(v):
+            return r"$\infty$" if v > 0 else r"$-\infty$"
+        return f"{v:.{digits}g}"
+    if isinstance(v, str):
+        low = v.strip().lower()
+        if low in ("inf", "oo", "+inf"):
+            return r"$\infty$"
+        if low in ("-inf", "-oo"):
+            return r"$-\infty$"
+        if low == "nan":
+            return "—"
+        try:
+            return fmt(float(v), digits)
+        except ValueError:
+            return _md_escape(v)
+    if isinstance(v, (list, tuple)):
+        if len(v) == 2 and all(isinstance(w, (int, float, str)) or w is None for w in v):
+            return f"[{fmt(v[0], digits)}, {fmt(v[1], digits)}]"
+        return ", ".join(fmt(w, digits) for w in v) or "—"
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {fmt(w, digits)}" for k, w in v.items()) or "—"
+    return _md_escape(str(v))
+
+
+def _md_escape(s: str) -> str:
+    return str(s).replace("|", r"\|").replace("\n", " ")
+
+
+def _cell(c: str) -> str:
+    """A table cell: a bare | (e.g. in |φ′|) would end the cell, so it is escaped."""
+    return re.sub(r"(?<!\\)\|", r"\\|", str(c)).replace("\n", " ")
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(map(_cell, header)) + " |", "|" + "|".join([" --- "] * len(header)) + "|"]
+    out += ["| " + " | ".join(map(_cell, r)) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def figure(src: str, caption: str, alt: str = "") -> str:
+    svg = src[:-4] + ".svg" if src.endswith(".png") else None
+    link = f" [SVG]({svg})" if svg else ""
+    return (f'<figure markdown>\n![{alt or caption}]({src}){{ loading=lazy }}\n'
+            f"<figcaption markdown>{caption}{link}</figcaption>\n</figure>\n")
+
+
+def _get(d, *path):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+# ---------------------------------------------------------------------------------------------
+# Theory pages.
+
+MEANFIELD_COLUMNS = (("q_star", "q\\*"), ("chi1", "χ₁(q\\*)"), ("xi_q", "ξ_q (layers)"),
+                     ("xi_c", "ξ_c (layers)"), ("phase", "phase"))
+
+
+def activation_page(e: dict) -> str:
+    L = e["latex"]
+    out = [f"# {e['label']}\n"]
+    meta = [f"formula: `{e['formula']}`"] if e["formula"] else []
+    if e["aliases"]:
+        meta.append("aliases: " + ", ".join(f"`{a}`" for a in e["aliases"]))
+    if e["params"]:
+        meta.append("parameters: " + ", ".join(f"{k} = {fmt(v)}" for k, v in e["params"]))
+    meta.append(f"torch: `{e['torch_op']}`" if e["torch_op"] else "torch: compiled from the sympy expression")
+    out.append(" · ".join(meta) + "\n")
+    out.append("## Definition and derivatives\n")
+    out.append(f"$$\n\\varphi(x) = {L['f']}\n$$\n")
+    out.append(f"$$\n\\varphi'(x) = {L['df']}\n$$\n")
+    out.append(f"$$\n\\varphi''(x) = {L['d2f']}\n$$\n")
+    if e["breakpoints"]:
+        pts = ", ".join(fmt(b) for b in e["breakpoints"])
+        out.append(f"φ is defined piecewise, with breakpoints at x = {pts}. A derivative that jumps there "
+                   "is undefined at the breakpoint itself (the formulas give one side's value); a jump of "
+                   "φ′ makes φ″ a Dirac δ there, which the plot does not draw.\n")
+    out.append(figure(f"figures/{e['name']}.png", f"{e['label']}: φ, φ′ and φ″ on [−5, 5].",
+                      alt=f"{e['label']} and its derivatives"))
+    out.append("## Properties\n")
+    if e.get("properties") is None:
+        out.append(f"!!! warning \"Not derived\"\n    {e.get('properties_missing', 'no properties')}\n")
+    else:
+        out.append("Derived from the expression above by `theory.properties.derive`. Exact values are "
+                   "shown in closed form; † marks entries found numerically (not proved exactly).\n")
+        out.append(table(["property", "value"], e["property_rows"]))
+        out.append(f"Machine-readable: [{e['name']}.json](figures/{e['name']}.json) "
+                   "(`theory.properties.to_json`).\n")
+    out.append("## Mean-field numbers\n")
+    mf = e.get("meanfield")
+    if mf is None:
+        out.append(f"!!! warning \"Not computed\"\n    {e.get('meanfield_missing', '')}\n")
+    else:
+        crit = "; ".join(f"{_crit_text(v)} at σ_b² = {float(sb2):g}" for sb2, v in mf["critical"].items())
+        out.append(f"Critical σ_w² (edge of chaos, χ₁(q\\*) = 1): {crit}. "
+                   "The table gives the fixed point q\\*, χ₁(q\\*), the depth scales and the phase at common "
+                   "initialisations (σ_b² = 0; q\\* reached from q = 1). "
+                   "Definitions on [Mean-field theory](../meanfield.md).\n")
+        rows = [[s["init"], fmt(s["sigma_w2"]), *[fmt(_get(s["summary"], k)) for k, _ in MEANFIELD_COLUMNS]]
+                for s in mf["standard"]]
+        out.append(table(["initialisation", "σ_w²", *[h for _, h in MEANFIELD_COLUMNS]], rows))
+    return "\n".join(out)
+
+
+def _crit_text(v) -> str:
+    f = _as_float(v)
+    return fmt(f) if f is not None else "none in (0, 100]"
+
+
+def activation_summary(bundle: dict) -> str:
+    rows = []
+    for e in bundle["activations"]:
+        sh = e.get("short") or {}
+        mf = e.get("meanfield") or {}
+        rows.append([
+            f"[{e['label']}]({e['name']}.md)", _md_escape(e["formula"] or ""),
+            sh.get("lipschitz", "—"), sh.get("smoothness", "—"), sh.get("monotonic", "—"),
+            sh.get("zero_centered", "—"), sh.get("saturates", "—"), sh.get("dead", "—"),
+            _crit_text(_get(mf, "critical", repr(0.0))) if mf else "—",
+        ])
+    return table(["activation", "φ(x)", "Lipschitz", "smoothness", "monotonic", "zero-centred",
+                  "saturates", "dead region", "critical σ_w² (σ_b² = 0)"], rows)
+
+
+def meanfield_figures(bundle: dict) -> str:
+    if not bundle.get("meanfield"):
+        return "!!! warning \"Not computed\"\n    theory.meanfield is not available in this build.\n"
+    out = []
+    for sb2 in SIGMA_B2_VALUES:
+        out.append(figure(f"figures/{_mf_stem(sb2)}.png",
+                          f"χ₁(q\\*) (left) and q\\* (right) against σ_w² at σ_b² = {sb2:g}, q\\* reached from "
+                          "q = 1. Open circles: the edge of chaos χ₁(q\\*) = 1 of each activation. A gap in q\\* "
+                          "means q\\* = ∞ (the variance grows without bound; χ₁ is then its limit).",
+                          alt=f"mean-field curves, sigma_b2={sb2:g}"))
+    return "\n".join(out)
+
+
+def meanfield_table(bundle: dict) -> str:
+    if not bundle.get("meanfield"):
+        return ""
+    rows = []
+    for e in bundle["activations"]:
+        crit = e["meanfield"]["critical"]
+        std = {s["init"]: s["summary"] for s in e["meanfield"]["standard"]}
+        rows.append([f"[{e['label']}](activations/{e['name']}.md)",
+                     *[_crit_text(crit[repr(sb2)]) for sb2 in SIGMA_B2_VALUES],
+                     *[fmt(_get(std[lab], "chi1")) for lab, _ in STANDARD_SIGMA_W2]])
+    header = (["activation"] + [f"critical σ_w² (σ_b² = {sb2:g})" for sb2 in SIGMA_B2_VALUES]
+              + [f"χ₁(q\\*), {lab} σ_w² = {sw2:.3g}" for lab, sw2 in STANDARD_SIGMA_W2])
+    return table(header, rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results pages.
+
+def _read_csv(path: Path):
+    import pandas as pd
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    return pd.read_csv(path)
+
+
+def _build_study_figures(study: Path):
+    def build(out: Path) -> None:
+        from empirical import plots
+
+        plots.make_all(study, out)
+    return build
+
+
+def study_figures(study: Path) -> Path:
+    files = [p for p in study.iterdir() if p.is_file() and not p.name.startswith(".")]
+    key = _hash_files(files + [REPO / "empirical" / "plots.py", Path(__file__).resolve()])
+    return _cached_dir(f"study-{study.name}", key, _build_study_figures(study))
+
+
+def _config_rows(study_json: dict) -> list[list[str]]:
+    cfg = study_json.get("config", {}) if isinstance(study_json, dict) else {}
+    rows = []
+    for k, v in cfg.items():
+        if isinstance(v, (list, tuple)) and len(v) > 8 and len(set(map(str, v))) == 1:
+            v = f"{v[0]} × {len(v)}"
+        rows.append([f"`{k}`", _md_escape(", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))])
+    return rows
+
+
+def study_page(study: Path, figdir: Path, rel_root: str) -> str:
+    from empirical import plots
+
+    name = study.name
+    out = [f"# Study `{name}`\n", f"Results folder: `{_display(study)}`.\n"]
+    info = {}
+    if (study / "study.json").is_file():
+        info = json.loads((study / "study.json").read_text())
+    if info:
+        facts = []
+        if info.get("wall_time_s") is not None:
+            facts.append(f"wall time {fmt(_as_float(info['wall_time_s']), 3)} s")
+        for k in ("machine", "versions"):
+            if isinstance(info.get(k), dict):
+                facts.append(f"{k}: " + ", ".join(f"{a} {_md_escape(str(b))}" for a, b in info[k].items()))
+        if facts:
+            out.append("; ".join(facts) + ".\n")
+        out.append("## Configuration\n")
+        out.append(table(["setting", "value"], _config_rows(info)))
+    runs = _read_csv(study / "runs.csv")
+    if runs is not None and len(runs):
+        out.append("## Summary per activation\n")
+        out.append("Mean ± standard deviation over seeds of finished runs; diverged runs are counted.\n")
+        out.append(_runs_summary(runs))
+    figs = [(stem, t) for stem, t in plots.FIGURES.items() if (figdir / f"{stem}.png").is_file()]
+    if figs:
+        out.append("## Figures\n")
+        for stem, (title, cap) in figs:
+            out.append(f"### {title}\n")
+            out.append(figure(f"{rel_root}/{stem}.png", cap, alt=f"{name}: {title}"))
+    else:
+        out.append("No figures: the study folder holds none of runs.csv, epochs.csv, steps.csv, layers.csv.\n")
+    if (study / "predictions.csv").is_file():
+        out.append("Predictions of this study are on [Predictions vs measurements](../predictions.md).\n")
+    return "\n".join(out)
+
+
+def _runs_summary(runs) -> str:
+    import pandas as pd
+
+    from empirical import plots
+
+    runs = runs.assign(variant=plots._variant_labels(runs))
+    cols = [("final_test_acc", "final test acc", 3), ("final_test_loss", "final test loss", 3),
+            ("epochs_to_90", "epochs to 90 %", 2), ("time_per_epoch_s", "s / epoch", 3),
+            ("first_layer_grad_init", "first-layer grad at init", 3)]
+    cols = [c for c in cols if c[0] in runs.columns]
+    rows = []
+    for a in plots._order(runs["activation"].unique()):
+        for v in sorted(runs["variant"].unique()):
+            d = runs[(runs["activation"] == a) & (runs["variant"] == v)]
+            if d.empty:
+                continue
+            fin = d[d["status"] != "diverged"] if "status" in d.columns else d
+            n_div = len(d) - len(fin)
+            row = [a + (f" [{v}]" if v else ""), str(len(d)), str(n_div)]
+            for c, _, digits in cols:
+                vals = pd.to_numeric(fin[c], errors="coerce").dropna()
+                if not len(vals):
+                    row.append("—")
+                elif len(vals) == 1:
+                    row.append(fmt(float(vals.iloc[0]), digits))
+                else:
+                    row.append(f"{fmt(float(vals.mean()), digits)} ± {fmt(float(vals.std()), 2)}")
+            rows.append(row)
+    return table(["activation", "runs", "diverged", *[c[1] for c in cols]], rows)
+
+
+def predictions_section(study: Path, rel_fig: str | None) -> str:
+    pred = _read_csv(study / "predictions.csv")
+    out = [f"## Study `{study.name}`\n"]
+    if pred is None or not len(pred):
+        out.append(f"No predictions in `{_display(study)}` (no `predictions.csv`).\n")
+        return "\n".join(out)
+    counts = pred["verdict"].value_counts() if "verdict" in pred.columns else {}
+    out.append(", ".join(f"**{int(counts.get(k, 0))}** {k}" for k in ("held", "failed", "not applicable"))
+               + f" of {len(pred)} predictions.\n")
+    rows = []
+    for _, r in pred.iterrows():
+        meas = fmt(r.get("measured"))
+        std = r.get("measured_std")
+        if meas != "—" and fmt(std) != "—":
+            meas += f" ± {fmt(std, 2)}"
+        rows.append([_md_escape(str(r.get("claim", ""))), _md_escape(str(r.get("activation", ""))),
+                     fmt(r.get("setting")), fmt(r.get("predicted")), meas, fmt(r.get("tolerance")),
+                     _verdict(r.get("verdict")), fmt(r.get("detail"))])
+    out.append(table(["claim", "activation", "setting", "predicted", "measured", "tolerance", "verdict",
+                      "detail"], rows))
+    if rel_fig:
+        out.append(figure(rel_fig, "Predicted against measured value of each claim (circle: held, "
+                          "cross: failed; dashed: y = x).", alt=f"{study.name}: predicted vs measured"))
+    return "\n".join(out)
+
+
+def _verdict(v) -> str:
+    v = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+    cls = {"held": "actlab-verdict-held", "failed": "actlab-verdict-failed"}.get(v, "actlab-verdict-na")
+    return f'<span class="{cls}">{v or "—"}</span>'
+
+
+def _display(p: Path) -> str:
+    try:
+        return str(p.relative_to(REPO))
+    except ValueError:
+        return str(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# MkDocs events.
+
+def _nav_section(nav: list, index: str) -> list | None:
+    for item in nav or []:
+        if isinstance(item, dict):
+            for v in item.values():
+                if isinstance(v, list):
+                    if index in v:
+                        return v
+                    found = _nav_section(v, index)
+                    if found is not None:
+                        return found
+    return None
+
+
+def on_config(config, **_):
+    _ensure_path()
+    from theory.activations import all_activations
+
+    acts = all_activations()
+    root = results_root()
+    found = studies(root)
+    _STATE.clear()
+    _STATE.update(acts=acts, root=root, studies=found)
+    section = _nav_section(config.nav, "activations/index.md")
+    if section is not None:
+        section.extend({a.label: f"activations/{a.name}.md"} for a in acts)
+    section = _nav_section(config.nav, "experiments/index.md")
+    if section is not None:
+        section.extend({s.name: f"experiments/{s.name}.md"} for s in found)
+    return config
+
+
+def on_files(files, config, **_):
+    _ensure_path()
+    from mkdocs.structure.files import File
+
+    def add_page(uri: str, md: str) -> None:
+        files.append(File.generated(config, uri, content=md))
+
+    def add_dir(src: Path, dest: str) -> None:
+        for p in sorted(src.rglob("*")):
+            if p.is_file() and p.suffix in (".png", ".svg", ".json", ".csv"):
+                files.append(File.generated(config, f"{dest}/{p.relative_to(src).as_posix()}",
+                                            abs_src_path=str(p)))
+
+    folder, bundle = theory_bundle()
+    _STATE["bundle"] = bundle
+    for e in bundle["activations"]:
+        add_page(f"activations/{e['name']}.md", activation_page(e))
+    add_dir(folder / "figures", "activations/figures")
+    if (folder / "meanfield").is_dir():
+        add_dir(folder / "meanfield", "figures")
+
+    root, found = _STATE["root"], _STATE["studies"]
+    study_figs = {}
+    for s in found:
+        figdir = study_figures(s)
+        study_figs[s.name] = figdir
+        add_dir(figdir, f"experiments/figures/{s.name}")
+        add_page(f"experiments/{s.name}.md", study_page(s, figdir, f"figures/{s.name}"))
+    _STATE["snippets"] = _snippets(bundle, root, found, study_figs)
+    return files
+
+
+def _snippets(bundle: dict, root: Path, found: list[Path], study_figs: dict) -> dict[str, str]:
+    where = f"`{_display(root)}`"
+    if not root.is_dir():
+        missing = (f"!!! note \"No results\"\n    The results folder {where} does not exist, so there is "
+                   "nothing to show yet. Run a study (see [How to reproduce]({up}reproduce.md)) or point "
+                   "`ACTLAB_RESULTS` at a results folder, then rebuild.\n")
+    elif not found:
+        missing = (f"!!! note \"No results\"\n    The results folder {where} holds no study folder "
+                   "(a folder with `study.json` or `runs.csv`). Run a study (see "
+                   "[How to reproduce]({up}reproduce.md)), then rebuild.\n")
+    else:
+        missing = ""
+    studies_md = missing.replace("{up}", "../") if missing else (
+        f"Results folder: {where}.\n\n" + table(
+            ["study", "runs", "activations", "files"],
+            [[f"[{s.name}]({s.name}.md)", _count_runs(s), _activations_of(s),
+              ", ".join(sorted(p.name for p in s.iterdir() if p.is_file() and not p.name.startswith(".")))]
+             for s in found]))
+    with_pred = [s for s in found if (s / "predictions.csv").is_file()]
+    if missing:
+        pred_md = missing.replace("{up}", "")
+    elif not with_pred:
+        pred_md = (f"!!! note \"No predictions yet\"\n    None of the study folders in {where} holds a "
+                   "`predictions.csv`. They are written by the prediction step of a study; rebuild "
+                   "after it has run.\n")
+    else:
+        parts = []
+        for s in with_pred:
+            png = study_figs[s.name] / "predicted_vs_measured.png"
+            rel = f"experiments/figures/{s.name}/predicted_vs_measured.png" if png.is_file() else None
+            parts.append(predictions_section(s, rel))
+        pred_md = "\n".join(parts)
+    return {
+        "activation_table": activation_summary(bundle),
+        "activation_overview": figure("figures/overview.png", "Every registered activation: φ and φ′ "
+                                      "on [−5, 5] (one colour per activation in every figure).",
+                                      alt="all activations and their derivatives"),
+        "meanfield_figures": meanfield_figures(bundle),
+        "meanfield_table": meanfield_table(bundle),
+        "studies": studies_md,
+        "predictions": pred_md,
+        "results_root": where,
+    }
+
+
+def _count_runs(s: Path) -> str:
+    runs = _read_csv(s / "runs.csv")
+    return "—" if runs is None else str(len(runs))
+
+
+def _activations_of(s: Path) -> str:
+    runs = _read_csv(s / "runs.csv")
+    if runs is None or "activation" not in runs.columns:
+        return "—"
+    from empirical import plots
+
+    return ", ".join(plots._order(runs["activation"].unique()))
+
+
+def on_page_markdown(markdown: str, page, config, files, **_):
+    snippets = _STATE.get("snippets", {})
+
+    def sub(m: re.Match) -> str:
+        key = m.group(1)
+        if key not in snippets:
+            raise KeyError(f"{page.file.src_uri}: unknown marker <!-- actlab:{key} -->; "
+                           f"known: {', '.join(sorted(snippets))}")
+        return snippets[key]
+
+    return MARKER.sub(sub, markdown)
+
+
+def on_serve(server, config, builder, **_):
+    for p in (REPO / "theory", REPO / "empirical" / "plots.py", results_root()):
+        if p.exists():
+            server.watch(str(p))
+    return server

@@ -1,0 +1,666 @@
+"""Figures for the report: tables in, PNG and SVG files out.
+
+Every figure function is pure: it takes DataFrames (or arrays) and an output path *without*
+suffix, writes ``<out>.png`` and ``<out>.svg`` and returns both paths. No pyplot state is used
+(figures are ``matplotlib.figure.Figure`` objects drawn by the Agg canvas), so the functions are
+safe to call from a build hook or a worker process.
+
+Colours are fixed per activation across every figure (``COLORS``, ``color_for``).
+``make_all(results_dir, out_dir)`` draws whatever figures the files of one study folder allow.
+
+Inputs follow the study-folder schema (``runs.csv``, ``epochs.csv``, ``steps.csv``,
+``layers.csv``, ``predictions.csv``; optional ``profile.csv`` with per-layer measured and
+predicted log‖∂L/∂z_l‖², optional ``samples.npz`` with ``images``, ``labels`` and
+``class_names``).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
+
+__all__ = [
+    "COLORS", "color_for", "save",
+    "activation_frame", "meanfield_frame",
+    "activation_curves", "meanfield_curves",
+    "training_curves", "step_loss", "bar_by_activation", "final_accuracy_bars",
+    "time_per_epoch_bars", "first_layer_grad_bars", "layer_heatmaps", "depth_profile",
+    "measured_depth_profile", "predicted_vs_measured", "sample_images", "make_all", "FIGURES",
+]
+
+COLORS: dict[str, str] = {
+    "relu": "#1f77b4",
+    "leaky_relu": "#17becf",
+    "sigmoid": "#d62728",
+    "tanh": "#ff7f0e",
+    "silu": "#2ca02c",
+    "selu": "#9467bd",
+    "elu": "#8c564b",
+    "gelu": "#e377c2",
+    "softplus": "#7f7f7f",
+    "mish": "#bcbd22",
+    "telu": "#393b79",
+    "hardtanh": "#000000",
+}
+_ALIASES = {"swish": "silu", "logistic": "sigmoid", "lrelu": "leaky_relu", "leakyrelu": "leaky_relu"}
+_EXTRA = ["#637939", "#e7969c", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#843c39",
+          "#636363", "#a55194", "#6b6ecf", "#b5cf6b"]
+_LINESTYLES = ["-", "--", ":", "-."]
+_HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]
+# Columns of runs.csv that may distinguish runs of one activation within a study.
+# (sigma_w2 is left out: under one init it differs per activation, e.g. the critical init.)
+VARIANT_COLUMNS = ("model", "dataset", "train_size", "init", "sigma_b2", "optimizer", "lr", "batch_size",
+                   "depth", "width", "widths", "epochs")
+
+
+def color_for(activation: str) -> str:
+    """The colour of ``activation`` (name, alias or label such as ``silu(beta=2)``).
+
+    Built-ins have fixed colours; any other name gets one of a spare palette, chosen by a hash
+    of the name so it is the same in every figure and every run.
+    """
+    key = str(activation).strip().lower().replace("-", "_").split("(")[0]
+    key = _ALIASES.get(key, key)
+    if key in COLORS:
+        return COLORS[key]
+    h = int(hashlib.sha1(str(activation).encode()).hexdigest(), 16)
+    return _EXTRA[h % len(_EXTRA)]
+
+
+def save(fig: Figure, out: str | Path, dpi: int = 150) -> list[Path]:
+    """Write ``fig`` as ``out.png`` and ``out.svg`` (reproducible metadata) and return the paths."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png, svg = out.with_name(out.name + ".png"), out.with_name(out.name + ".svg")
+    fig.savefig(png, dpi=dpi, metadata={"Software": None})
+    fig.savefig(svg, metadata={"Date": None, "Creator": None})
+    return [png, svg]
+
+
+def _figure(ncols: int = 1, nrows: int = 1, w: float = 4.6, h: float = 3.4, **kw):
+    fig = Figure(figsize=(w * ncols, h * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def _order(activations: Iterable[str]) -> list[str]:
+    """Activations in registry order (built-ins first), then the rest alphabetically."""
+    acts = list(dict.fromkeys(activations))
+    known = list(COLORS)
+
+    def key(a):
+        base = str(a).strip().lower().replace("-", "_").split("(")[0]
+        base = _ALIASES.get(base, base)
+        return (known.index(base) if base in known else len(known), str(a))
+
+    return sorted(acts, key=key)
+
+
+def _variant_labels(df: pd.DataFrame) -> pd.Series:
+    """One label per row naming what distinguishes runs of one activation (or '' if nothing)."""
+    if "variant" in df.columns:
+        return df["variant"].fillna("").astype(str)
+    cols = [c for c in VARIANT_COLUMNS if c in df.columns and df[c].nunique(dropna=False) > 1]
+    if not cols:
+        return pd.Series([""] * len(df), index=df.index)
+    return df[cols].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in zip(cols, r)), axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Theory figures. The frame builders call theory's public API; the plots only draw frames.
+
+def activation_frame(acts: Sequence, xs: np.ndarray | None = None, orders: Sequence[int] = (0, 1, 2)
+                     ) -> pd.DataFrame:
+    """Long table (activation, order, x, value) of φ^(order)(x) on a grid.
+
+    At each Piecewise breakpoint b the derivatives (order ≥ 1) are set to NaN so a jump is drawn
+    as a gap, not as a vertical line.
+    """
+    xs = np.linspace(-5, 5, 801) if xs is None else np.asarray(xs, dtype=float)
+    rows = []
+    for act in acts:
+        bps = [b for b in act.breakpoints() if xs[0] < b < xs[-1]]
+        grid = np.unique(np.concatenate([xs, *[[b - 1e-9, b, b + 1e-9] for b in bps]]))
+        for k in orders:
+            v = np.asarray(act.numpy(k)(grid), dtype=float)
+            if k >= 1:
+                for b in bps:
+                    v[grid == b] = np.nan
+            rows.append(pd.DataFrame({"activation": act.label, "order": k, "x": grid, "value": v}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def meanfield_frame(acts: Sequence, sigma_w2: Sequence[float], sigma_b2: float = 0.0) -> pd.DataFrame:
+    """Table (activation, sigma_w2, sigma_b2, q_star, chi1) over a σ_w² grid, from theory.meanfield.
+
+    q* is the fixed point of the length map q ↦ σ_w² E[φ(√q u)²] + σ_b² reached from q = 1
+    (inf where q grows without bound, NaN where the iteration does not converge); chi1 is
+    χ₁(q*) = σ_w² E[φ′(√q* u)²] (its limit where q* = inf).
+    """
+    from theory import meanfield
+
+    rows = []
+    for act in acts:
+        for s in sigma_w2:
+            q = float(meanfield.fixed_point(act, float(s), float(sigma_b2)))
+            c = float(meanfield.chi1(act, q, float(s))) if not math.isnan(q) else math.nan
+            rows.append({"activation": act.label, "sigma_w2": float(s), "sigma_b2": float(sigma_b2),
+                         "q_star": q, "chi1": c})
+    return pd.DataFrame(rows)
+
+
+_ORDER_LABEL = {0: "φ(x)", 1: "φ′(x)", 2: "φ″(x)", 3: "φ‴(x)"}
+
+
+def activation_curves(df: pd.DataFrame, out: str | Path, *, title: str | None = None,
+                      ylim: Mapping[int, tuple[float, float]] | None = None) -> list[Path]:
+    """One panel per derivative order (φ, φ′, φ″, …), one line per activation.
+
+    ``df``: columns activation, order, x, value (see ``activation_frame``).
+    """
+    orders = sorted(df["order"].unique())
+    fig, axes = _figure(len(orders), 1, w=3.3, h=2.7)
+    acts = _order(df["activation"].unique())
+    for ax, k in zip(axes[0], orders):
+        sub = df[df["order"] == k]
+        for a in acts:
+            d = sub[sub["activation"] == a].sort_values("x")
+            ax.plot(d["x"], d["value"], color=color_for(a), lw=1.6, label=a)
+        ax.axhline(0, color="0.7", lw=0.6, zorder=0)
+        ax.axvline(0, color="0.7", lw=0.6, zorder=0)
+        ax.set_title(_ORDER_LABEL.get(k, f"φ^({k})(x)"))
+        ax.set_xlabel("x")
+        if ylim and k in ylim:
+            ax.set_ylim(*ylim[k])
+        ax.grid(alpha=0.25)
+    if len(acts) > 1:
+        fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right center", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return save(fig, out)
+
+
+def meanfield_curves(df: pd.DataFrame, out: str | Path, *,
+                     critical: Mapping[str, float | None] | None = None,
+                     title: str | None = None) -> list[Path]:
+    """χ₁(q*) (log scale, edge of chaos χ₁ = 1 marked) and q* against σ_w², one line per activation.
+
+    ``df``: columns activation, sigma_w2, q_star, chi1 (see ``meanfield_frame``).
+    ``critical``: activation → critical σ_w² (χ₁(q*) = 1), drawn as a marker on the line χ₁ = 1.
+    """
+    fig, axes = _figure(1, 2, w=7.5, h=3.4, sharex=True)
+    ax_c, ax_q = axes[0][0], axes[1][0]
+    for a in _order(df["activation"].unique()):
+        d = df[df["activation"] == a].sort_values("sigma_w2")
+        col = color_for(a)
+        chi = d["chi1"].where((d["chi1"] > 0) & np.isfinite(d["chi1"]))
+        ax_c.plot(d["sigma_w2"], chi, color=col, lw=1.6, label=a)
+        ax_q.plot(d["sigma_w2"], d["q_star"].where(np.isfinite(d["q_star"])), color=col, lw=1.6, label=a)
+        crit = (critical or {}).get(a)
+        if crit is not None and math.isfinite(float(crit)):
+            ax_c.plot([crit], [1.0], marker="o", ms=6, mfc="white", mec=col, mew=1.8, zorder=5)
+            ax_c.axvline(crit, color=col, lw=0.7, ls=":", alpha=0.8)
+    ax_c.axhline(1.0, color="k", lw=1.0, ls="--")
+    ax_c.text(0.02, 1.04, "edge of chaos  χ₁ = 1", transform=ax_c.get_yaxis_transform(),
+              fontsize=8, va="bottom")
+    ax_c.set_yscale("log")
+    ax_c.set_ylabel("χ₁(q*)")
+    ax_c.set_title("χ₁ at the fixed point (>1 exploding, <1 vanishing)")
+    ax_q.set_yscale("symlog", linthresh=1e-2)
+    ax_q.set_ylim(bottom=0.0)
+    ax_q.set_xlabel("σ_w²")
+    ax_q.set_ylabel("q*")
+    ax_q.set_title("fixed point q* of the length map")
+    for ax in (ax_c, ax_q):
+        ax.grid(alpha=0.25, which="both")
+    fig.legend(*ax_q.get_legend_handles_labels(), loc="outside right center", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return save(fig, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results figures.
+
+def _mean_band(df: pd.DataFrame, x: str, y: str, by: Sequence[str]) -> pd.DataFrame:
+    g = df.groupby(list(by) + [x], dropna=False)[y]
+    return g.agg(["mean", "std", "count"]).reset_index()
+
+
+def _lines_by_activation(ax, df: pd.DataFrame, x: str, y: str, *, band: bool = True, lw: float = 1.5,
+                         legend_labels: bool = True) -> None:
+    df = df.assign(variant=_variant_labels(df))
+    variants = sorted(df["variant"].unique())
+    stats = _mean_band(df, x, y, ["activation", "variant"])
+    for a in _order(stats["activation"].unique()):
+        for i, v in enumerate(variants):
+            d = stats[(stats["activation"] == a) & (stats["variant"] == v)].sort_values(x)
+            if d.empty:
+                continue
+            label = a if not v else f"{a} [{v}]"
+            ax.plot(d[x], d["mean"], color=color_for(a), ls=_LINESTYLES[i % len(_LINESTYLES)], lw=lw,
+                    label=label if legend_labels else None)
+            if band and (d["count"] > 1).any():
+                s = d["std"].fillna(0)
+                ax.fill_between(d[x], d["mean"] - s, d["mean"] + s, color=color_for(a), alpha=0.15, lw=0)
+
+
+def training_curves(epochs: pd.DataFrame, out: str | Path, *,
+                    metrics: Sequence[str] = ("train_loss", "test_loss", "train_acc", "test_acc")
+                    ) -> list[Path]:
+    """Loss and accuracy against epoch: mean over seeds with a ±1 std band, one colour per activation.
+
+    ``epochs``: columns activation, seed, epoch and the metrics (plus optional variant columns).
+    """
+    metrics = [m for m in metrics if m in epochs.columns]
+    ncols = 2
+    nrows = max(1, math.ceil(len(metrics) / ncols))
+    fig, axes = _figure(ncols, nrows, w=4.8, h=3.3)
+    flat = axes.ravel()
+    for i, (ax, m) in enumerate(zip(flat, metrics)):
+        _lines_by_activation(ax, epochs, "epoch", m, legend_labels=(i == 0))
+        ax.set_title(m.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if "loss" in m and (epochs[m] > 0).all():
+            ax.set_yscale("log")
+        ax.grid(alpha=0.25, which="both")
+    for ax in flat[len(metrics):]:
+        ax.set_visible(False)
+    fig.legend(loc="outside right upper", fontsize=7)
+    return save(fig, out)
+
+
+def step_loss(steps: pd.DataFrame, out: str | Path, *, smooth: int | None = None) -> list[Path]:
+    """Per-batch training loss against step (mean over seeds; optional running mean of ``smooth``)."""
+    df = steps.copy()
+    if smooth and smooth > 1:
+        df = df.sort_values("step")
+        df["loss"] = df.groupby(["activation", "seed"] + [c for c in VARIANT_COLUMNS if c in df.columns],
+                                dropna=False)["loss"].transform(lambda s: s.rolling(smooth, min_periods=1).mean())
+    fig, axes = _figure(1, 1, w=7.5, h=3.6)
+    ax = axes[0][0]
+    _lines_by_activation(ax, df, "step", "loss", band=True, lw=1.0)
+    if (df["loss"].dropna() > 0).all():
+        ax.set_yscale("log")
+    ax.set_xlabel("step (batch)")
+    ax.set_ylabel("training loss" + (f" (running mean of {smooth})" if smooth and smooth > 1 else ""))
+    ax.grid(alpha=0.25, which="both")
+    ax.legend(fontsize=7, ncols=2)
+    return save(fig, out)
+
+
+def bar_by_activation(runs: pd.DataFrame, columns: str | Sequence[str], out: str | Path, *,
+                      ylabel: str = "", title: str = "", log: bool = False,
+                      labels: Mapping[str, str] | None = None) -> list[Path]:
+    """Bars of the seed mean of each column per activation (± std), every seed drawn as a dot.
+
+    Several ``columns`` are drawn side by side (hatched differently); so are variants of a run.
+    Runs with status "diverged" are counted and the count is written above the bar.
+    """
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    df = runs.assign(variant=_variant_labels(runs))
+    acts = _order(df["activation"].unique())
+    variants = sorted(df["variant"].unique())
+    series = [(c, v) for c in columns for v in variants]
+    width = 0.8 / len(series)
+    fig, axes = _figure(1, 1, w=max(5.0, 0.75 * len(acts) * max(1, len(series) ** 0.5) + 1.5), h=3.8)
+    ax = axes[0][0]
+    for j, (c, v) in enumerate(series):
+        for i, a in enumerate(acts):
+            d = df[(df["activation"] == a) & (df["variant"] == v)]
+            if d.empty:
+                continue
+            vals = pd.to_numeric(d[c], errors="coerce")
+            vals = vals[np.isfinite(vals)]
+            if log:
+                vals = vals[vals > 0]
+            xpos = i - 0.4 + width * (j + 0.5)
+            mean = vals.mean() if len(vals) else np.nan
+            if log and len(vals):
+                mean = float(np.exp(np.log(vals).mean()))  # geometric mean on a log axis
+            err = vals.std() if len(vals) > 1 and not log else None
+            ax.bar(xpos, mean if np.isfinite(mean) else 0, width=width * 0.92, color=color_for(a),
+                   hatch=_HATCHES[j % len(_HATCHES)], edgecolor="white" if j == 0 else "0.25",
+                   yerr=err, capsize=2, alpha=0.9)
+            ax.scatter(np.full(len(vals), xpos), vals, s=8, color="k", zorder=3)
+    ticks = []
+    for a in acts:
+        d = df[df["activation"] == a]
+        n_div = int((d["status"] == "diverged").sum()) if "status" in d.columns else 0
+        ticks.append(f"{a}\n({n_div}/{len(d)} diverged)" if n_div else a)
+    ax.set_xticks(range(len(acts)), ticks, rotation=30, ha="right")
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel or ", ".join(columns))
+    if title:
+        ax.set_title(title)
+    if len(series) > 1:
+        from matplotlib.patches import Patch
+        handles = [Patch(facecolor="0.8", edgecolor="0.25", hatch=_HATCHES[j % len(_HATCHES)],
+                         label=" ".join(s for s in ((labels or {}).get(c, c.replace("_", " ")),
+                                                    f"[{v}]" if v else "") if s))
+                   for j, (c, v) in enumerate(series)]
+        ax.legend(handles=handles, fontsize=7)
+    ax.grid(alpha=0.25, axis="y", which="both")
+    return save(fig, out)
+
+
+def final_accuracy_bars(runs: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Final test accuracy per activation (mean ± std over seeds)."""
+    return bar_by_activation(runs, "final_test_acc", out, ylabel="final test accuracy",
+                             title="final test accuracy")
+
+
+def time_per_epoch_bars(runs: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Wall time per epoch, whole step and the activation's own share where measured."""
+    cols = [c for c in ("time_per_epoch_s", "act_time_per_epoch_s") if c in runs.columns]
+    return bar_by_activation(runs, cols, out, ylabel="seconds per epoch", title="time per epoch",
+                             labels={"time_per_epoch_s": "whole training step",
+                                     "act_time_per_epoch_s": "activation only"})
+
+
+def first_layer_grad_bars(runs: pd.DataFrame, out: str | Path) -> list[Path]:
+    """First-layer mean |∂L/∂W₁| at initialisation and at the end (log scale, geometric mean)."""
+    cols = [c for c in ("first_layer_grad_init", "first_layer_grad_final") if c in runs.columns]
+    return bar_by_activation(runs, cols, out, ylabel="mean |∂L/∂W₁|", log=True,
+                             title="first-layer gradient magnitude",
+                             labels={"first_layer_grad_init": "at initialisation",
+                                     "first_layer_grad_final": "at the end"})
+
+
+def layer_heatmaps(layers: pd.DataFrame, out: str | Path, *, metric: str = "grad_norm_z") -> list[Path]:
+    """Heatmap per activation: layer (rows) × step (columns), colour log-scaled ``metric``.
+
+    Values are averaged over seeds; all panels share one colour scale.
+    """
+    df = layers[layers["metric"] == metric]
+    df = df.assign(variant=_variant_labels(df))
+    keys = [(a, v) for a in _order(df["activation"].unique()) for v in sorted(df["variant"].unique())
+            if not df[(df["activation"] == a) & (df["variant"] == v)].empty]
+    ncols = min(4, max(1, len(keys)))
+    nrows = max(1, math.ceil(len(keys) / ncols))
+    fig, axes = _figure(ncols, nrows, w=3.4, h=2.6)
+    pos = df["value"][df["value"] > 0]
+    norm = LogNorm(vmin=float(pos.min()), vmax=float(pos.max())) if len(pos) else None
+    im = None
+    layer_order = _layer_order(df["layer"].unique())
+    for ax, (a, v) in zip(axes.ravel(), keys):
+        d = df[(df["activation"] == a) & (df["variant"] == v)]
+        grid = d.pivot_table(index="layer", columns="step", values="value", aggfunc="mean")
+        grid = grid.reindex([lay for lay in layer_order if lay in grid.index])
+        arr = grid.to_numpy(dtype=float)
+        arr = np.where(arr > 0, arr, np.nan)
+        steps = grid.columns.to_numpy()
+        im = ax.imshow(arr, aspect="auto", norm=norm, cmap="viridis", interpolation="nearest",
+                       extent=(-0.5, len(steps) - 0.5, len(grid) - 0.5, -0.5))
+        ticks = np.linspace(0, len(steps) - 1, min(5, len(steps))).round().astype(int)
+        ax.set_xticks(ticks, [str(steps[t]) for t in ticks], fontsize=7)
+        ax.set_yticks(range(len(grid)), [str(i) for i in grid.index], fontsize=7)
+        ax.set_title(a if not v else f"{a} [{v}]", color=color_for(a), fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel("layer", fontsize=8)
+    for ax in axes.ravel()[len(keys):]:
+        ax.set_visible(False)
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), label=metric, shrink=0.9)
+    return save(fig, out)
+
+
+def _layer_order(layers) -> list:
+    """Layers in network order: numeric ids ascending, else by the trailing number in the name."""
+    import re
+
+    def key(v):
+        m = re.findall(r"\d+", str(v))
+        return (int(m[-1]) if m else 10**9, str(v))
+
+    return sorted(layers, key=key)
+
+
+def depth_profile(df: pd.DataFrame, out: str | Path, *, value: str = "value", source: str = "source",
+                  layer: str = "layer", facet: str | None = None,
+                  ylabel: str = "log ‖∂L/∂z_l‖²") -> list[Path]:
+    """Measured against predicted per-layer values (e.g. log‖∂L/∂z_l‖²) against depth.
+
+    ``df`` is long: one row per (activation, [facet], source, layer[, seed]); ``source`` says
+    "measured" or "predicted" (any other value is drawn too, dash-dotted). Measured rows are
+    averaged over seeds (band ±1 std) and drawn solid with dots; predicted rows dashed.
+    One panel per value of ``facet`` (e.g. σ_w²) if given.
+    """
+    facets = [None] if facet is None else sorted(df[facet].unique())
+    ncols = min(3, len(facets))
+    nrows = math.ceil(len(facets) / ncols)
+    fig, axes = _figure(ncols, nrows, w=4.8, h=3.6)
+    styles = {"measured": dict(ls="-", marker="o", ms=3), "predicted": dict(ls="--", lw=2.0)}
+    for ax, fv in zip(axes.ravel(), facets):
+        d0 = df if fv is None else df[df[facet] == fv]
+        for a in _order(d0["activation"].unique()):
+            for src in sorted(d0[source].unique(), key=lambda s: (s != "measured", s)):
+                d = d0[(d0["activation"] == a) & (d0[source] == src)]
+                if d.empty:
+                    continue
+                st = d.groupby(layer)[value].agg(["mean", "std", "count"]).reset_index().sort_values(layer)
+                ax.plot(st[layer], st["mean"], color=color_for(a), label=f"{a} ({src})",
+                        **styles.get(src, dict(ls="-.")))
+                if (st["count"] > 1).any():
+                    s = st["std"].fillna(0)
+                    ax.fill_between(st[layer], st["mean"] - s, st["mean"] + s, color=color_for(a),
+                                    alpha=0.15, lw=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("layer l (input side → output side)")
+        ax.set_ylabel(ylabel)
+        if fv is not None:
+            ax.set_title(f"{facet} = {fv}")
+        ax.grid(alpha=0.25)
+    for ax in axes.ravel()[len(facets):]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=6, ncols=2)
+    return save(fig, out)
+
+
+def measured_depth_profile(layers: pd.DataFrame, *, metric: str = "grad_norm_z") -> pd.DataFrame:
+    """log ‖∂L/∂z_l‖² per (activation, seed, layer) at each run's first probed step.
+
+    Returns the long frame ``depth_profile`` reads (source = "measured"); layers are numbered
+    0, 1, … in network order.
+    """
+    d = layers[layers["metric"] == metric]
+    first = d.groupby("run_id")["step"].transform("min")
+    d = d[d["step"] == first]
+    order = {lay: i for i, lay in enumerate(_layer_order(d["layer"].unique()))}
+    vals = pd.to_numeric(d["value"], errors="coerce")
+    keep = [c for c in ("activation", "seed", *VARIANT_COLUMNS) if c in d.columns]
+    out = d[keep].copy()
+    out["layer"] = d["layer"].map(order)
+    out["value"] = np.log(np.where(vals > 0, vals, np.nan) ** 2)
+    out["source"] = "measured"
+    return out.reset_index(drop=True)
+
+
+def predicted_vs_measured(pred: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Predicted against measured value of each claim (one panel per claim), y = x drawn.
+
+    Marker: circle = held, cross = failed; rows "not applicable" or without numbers are skipped.
+    Error bars are ``measured_std`` where given. Axes are log-scaled when all values are positive.
+    """
+    df = pred.copy()
+    for c in ("predicted", "measured", "measured_std"):
+        if c in df.columns:
+            df[c] = pd.to_numeric(df[c], errors="coerce")
+    df = df[np.isfinite(df["predicted"]) & np.isfinite(df["measured"])]
+    if "verdict" in df.columns:
+        df = df[df["verdict"] != "not applicable"]
+    claims = sorted(df["claim"].unique()) if len(df) else ["(no numeric predictions)"]
+    ncols = min(3, len(claims))
+    nrows = math.ceil(len(claims) / ncols)
+    fig, axes = _figure(ncols, nrows, w=3.8, h=3.6)
+    markers = {"held": "o", "failed": "X"}
+    for ax, claim in zip(axes.ravel(), claims):
+        d = df[df["claim"] == claim]
+        for _, r in d.iterrows():
+            col = color_for(r["activation"])
+            m = markers.get(str(r.get("verdict", "")), "s")
+            err = r.get("measured_std")
+            ax.errorbar(r["predicted"], r["measured"], yerr=err if np.isfinite(err or np.nan) else None,
+                        fmt=m, color=col, mfc=col if m == "o" else "none", ms=6, mew=1.5, capsize=2)
+        if len(d):
+            lo = float(np.nanmin(d[["predicted", "measured"]].to_numpy()))
+            hi = float(np.nanmax(d[["predicted", "measured"]].to_numpy()))
+            positive = lo > 0
+            if positive:
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                for axis in (ax.xaxis, ax.yaxis):
+                    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                    axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+                lo, hi = lo / 1.5, hi * 1.5
+            else:
+                pad = 0.1 * (hi - lo or 1.0)
+                lo, hi = lo - pad, hi + pad
+            ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--", zorder=0)
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+        ax.set_title(str(claim), fontsize=9)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("measured")
+        ax.grid(alpha=0.25, which="both")
+    for ax in axes.ravel()[len(claims):]:
+        ax.set_visible(False)
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=color_for(a), marker="o", ls="", label=a)
+               for a in _order(df["activation"].unique())] if len(df) else []
+    handles += [Line2D([], [], color="k", marker="o", ls="", label="held"),
+                Line2D([], [], color="k", marker="X", mfc="none", ls="", label="failed")]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7)
+    return save(fig, out)
+
+
+def sample_images(images, labels, out: str | Path, *, class_names: Sequence[str] | None = None,
+                  n: int = 32, ncols: int = 8) -> list[Path]:
+    """A grid of the first ``n`` images with their labels.
+
+    ``images``: array-like (N, H, W), (N, 1|3, H, W) or (N, H, W, 1|3), any float/int range
+    (each image is min-max scaled for display); ``labels``: N integers (or strings).
+    """
+    arr = np.asarray(getattr(images, "numpy", lambda: images)() if hasattr(images, "detach") else images,
+                     dtype=float)
+    labels = list(np.asarray(getattr(labels, "numpy", lambda: labels)() if hasattr(labels, "detach") else labels))
+    if arr.ndim == 2:  # flattened square images
+        side = int(round(math.sqrt(arr.shape[1])))
+        arr = arr.reshape(len(arr), side, side)
+    if arr.ndim == 4 and arr.shape[1] in (1, 3) and arr.shape[-1] not in (1, 3):
+        arr = arr.transpose(0, 2, 3, 1)
+    if arr.ndim == 4 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    n = min(n, len(arr))
+    ncols = min(ncols, n)
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = _figure(ncols, nrows, w=1.2, h=1.35)
+    for i, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if i >= n:
+            continue
+        img = arr[i]
+        lo, hi = np.nanmin(img), np.nanmax(img)
+        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+        lab = labels[i]
+        if class_names is not None and isinstance(lab, (int, np.integer)) and 0 <= lab < len(class_names):
+            lab = class_names[lab]
+        ax.set_title(str(lab), fontsize=8)
+    return save(fig, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# All figures of one study folder.
+
+# Stem → (title, caption), in the order the report shows them.
+FIGURES: dict[str, tuple[str, str]] = {
+    "samples": ("Sample images", "Sample training images with their labels."),
+    "training_curves": ("Loss and accuracy per epoch",
+                        "Train/test loss and accuracy per epoch: mean over seeds, band ±1 std."),
+    "step_loss": ("Loss per batch", "Per-batch training loss (running mean over 10 batches), mean over seeds."),
+    "final_accuracy": ("Final test accuracy", "Final test accuracy per activation; dots are seeds."),
+    "time_per_epoch": ("Time per epoch",
+                       "Wall time per epoch (whole training step) and the activation's own time per epoch."),
+    "first_layer_grad": ("First-layer gradient",
+                         "First-layer gradient magnitude, mean |∂L/∂W₁|, at initialisation and at the end "
+                         "(log scale, geometric mean over seeds)."),
+    "layer_heatmap": ("Gradient norm per layer during training",
+                      "‖∂L/∂z_l‖ per layer (rows) and probe step (columns), log colour scale, mean over seeds."),
+    "depth_profile": ("Gradient against depth at initialisation",
+                      "log ‖∂L/∂z_l‖² against layer at the first probe: measured (solid, band ±1 std over "
+                      "seeds) and the mean-field prediction (dashed) where available."),
+    "predicted_vs_measured": ("Predicted against measured",
+                              "Predicted against measured value for every claim; y = x dashed."),
+}
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.is_file() and path.stat().st_size > 0 else None
+
+
+def _with_variants(df: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
+    if runs is None or "run_id" not in df.columns:
+        return df
+    cols = [c for c in VARIANT_COLUMNS if c in runs.columns and c not in df.columns]
+    return df.merge(runs[["run_id", *cols]], on="run_id", how="left") if cols else df
+
+
+def make_all(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
+    """Draw every figure that the files in ``results_dir`` allow into ``out_dir``.
+
+    ``results_dir`` is one study folder (holding ``runs.csv`` …); a folder of study folders is
+    also accepted (figures go to ``out_dir/<study>/``). Returns the written paths (PNG and SVG).
+    """
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    if not any((results_dir / f).is_file() for f in ("runs.csv", "epochs.csv", "predictions.csv", "study.json")):
+        paths: list[Path] = []
+        for sub in sorted(p for p in results_dir.iterdir() if p.is_dir()) if results_dir.is_dir() else []:
+            paths += make_all(sub, out_dir / sub.name)
+        return paths
+    runs = _read(results_dir / "runs.csv")
+    epochs = _read(results_dir / "epochs.csv")
+    steps = _read(results_dir / "steps.csv")
+    layers = _read(results_dir / "layers.csv")
+    pred = _read(results_dir / "predictions.csv")
+    profile = _read(results_dir / "profile.csv")
+    out: list[Path] = []
+    samples = results_dir / "samples.npz"
+    if samples.is_file():
+        z = np.load(samples, allow_pickle=False)
+        names = list(z["class_names"]) if "class_names" in z.files else None
+        out += sample_images(z["images"], z["labels"], out_dir / "samples", class_names=names)
+    if epochs is not None and len(epochs):
+        out += training_curves(_with_variants(epochs, runs), out_dir / "training_curves")
+    if steps is not None and len(steps):
+        out += step_loss(_with_variants(steps, runs), out_dir / "step_loss", smooth=10)
+    if runs is not None and len(runs):
+        if "final_test_acc" in runs.columns:
+            out += final_accuracy_bars(runs, out_dir / "final_accuracy")
+        if "time_per_epoch_s" in runs.columns:
+            out += time_per_epoch_bars(runs, out_dir / "time_per_epoch")
+        if "first_layer_grad_init" in runs.columns:
+            out += first_layer_grad_bars(runs, out_dir / "first_layer_grad")
+    if layers is not None and len(layers) and (layers["metric"] == "grad_norm_z").any():
+        layers_v = _with_variants(layers, runs)
+        out += layer_heatmaps(layers_v, out_dir / "layer_heatmap", metric="grad_norm_z")
+        prof = profile if profile is not None and len(profile) else measured_depth_profile(layers_v)
+        facet = "variant" if "variant" in prof.columns and prof["variant"].nunique() > 1 else None
+        if facet is None:
+            varied = _variant_labels(prof)
+            if varied.nunique() > 1:
+                prof, facet = prof.assign(variant=varied), "variant"
+        out += depth_profile(prof, out_dir / "depth_profile", facet=facet)
+    if pred is not None and len(pred):
+        out += predicted_vs_measured(pred, out_dir / "predicted_vs_measured")
+    return out
