@@ -140,14 +140,20 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
                 store.write_run(rec)
             store.merge(order)
 
-        if executor == "ray":
-            from empirical.executors import run_ray
+        try:
+            if executor == "ray":
+                from empirical.executors import run_ray
 
-            run_ray(cfg, tasks, commit, progress=progress, **executor_opts)
-        else:
-            from empirical.executors import run_local
+                run_ray(cfg, tasks, commit, progress=progress, **executor_opts)
+            else:
+                from empirical.executors import run_local
 
-            run_local(cfg, tasks, commit, progress=progress, **executor_opts)
+                run_local(cfg, tasks, commit, progress=progress, **executor_opts)
+        except KeyboardInterrupt:
+            store.merge(order)
+            info.update(status="interrupted", wall_time_s=round(time.perf_counter() - t0, 3))
+            store.write_study(info)
+            raise
         store.merge(order)
         rows = store.finished()
         wall = time.perf_counter() - t0
