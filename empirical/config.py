@@ -132,6 +132,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         description="MNIST low-sample: 1,000 stratified training images, MLP and TinyVGG, seeds 42 and 451, per-batch loss",
         name="mnist-lowsample", dataset="mnist", train_size=1000, models=("mlp", "tinyvgg"),
         activations=("relu", "sigmoid", "tanh", "selu"), epochs=30, probe_every=20),
+    "lowsample": dict(
+        description="offline low-sample study: 200 stratified digits, MLP and TinyVGG, 5 activations, seeds 42 and 451, 40 epochs",
+        name="lowsample", train_size=200, models=("mlp", "tinyvgg"), batch_size=32,
+        activations=("relu", "sigmoid", "tanh", "selu", "gelu"), epochs=40, probe_every=25),
     "depth-sweep": dict(
         description="gradient flow with depth: digits, MLP 30 x 256, inits default/he/critical (sigma_b2 = 0.05), 3 seeds, 1 epoch, probes every 4 steps",
         name="depth-sweep", widths=(256,) * 30, inits=("default", "he", "critical"), sigma_b2=0.05,
