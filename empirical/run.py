@@ -218,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.executor == "ray":
             opts = dict(address=args.ray_address, cpus_per_task=args.ray_cpus_per_task,
                         gpus_per_task=args.ray_gpus_per_task)
+            from empirical.ray_executor import preflight as ray_preflight
+
+            ray_preflight(cfg, **opts)  # bad Ray options or no Ray: one line, nothing written
         elif args.workers != 1:
             if args.workers < 1:
                 raise C.ConfigError(f"--workers must be a positive integer, got {args.workers}")
