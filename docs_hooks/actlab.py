@@ -402,8 +402,15 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def figure(src: str, caption: str, alt: str = "") -> str:
     svg = src[:-4] + ".svg" if src.endswith(".png") else None
     link = f" [SVG]({svg})" if svg else ""
-    return (f'<figure markdown>\n![{alt or caption}]({src}){{ loading=lazy }}\n'
+    img = f"![{_alt(alt or caption)}]({src}){{ loading=lazy }}"
+    if svg:
+        img = f"[{img}]({svg})"      # click for the full-size vector figure
+    return (f'<figure markdown>\n{img}\n'
             f"<figcaption markdown>{caption}{link}</figcaption>\n</figure>\n")
+
+
+def _alt(text: str) -> str:
+    return re.sub(r"[\[\]*_`|\\]", "", text)
 
 
 def _get(d, *path):
@@ -560,15 +567,28 @@ def study_page(study: Path, figdir: Path, rel_root: str) -> str:
         info = json.loads((study / "study.json").read_text())
     if info:
         facts = []
+        if info.get("status"):
+            facts.append(f"status: {_md_escape(str(info['status']))}")
+        if isinstance(info.get("runs"), (int, float)):
+            facts.append(f"{int(info['runs'])} runs")
         if info.get("wall_time_s") is not None:
             facts.append(f"wall time {fmt(_as_float(info['wall_time_s']), 3)} s")
-        for k in ("machine", "versions"):
-            if isinstance(info.get(k), dict):
-                facts.append(f"{k}: " + ", ".join(f"{a} {_md_escape(str(b))}" for a, b in info[k].items()))
         if facts:
-            out.append("; ".join(facts) + ".\n")
+            out.append(", ".join(facts) + ".\n")
+        env = {}
+        for k in ("environment", "machine", "versions"):
+            if isinstance(info.get(k), dict):
+                env.update(info[k])
+        left = {k: v for k, v in (info.get("left_out") or {}).items() if v} \
+            if isinstance(info.get("left_out"), dict) else {}
+        if left:
+            out.append("!!! note \"Left out of the grid\"\n" + "".join(
+                f"    - {_md_escape(k)}: {_md_escape(', '.join(map(str, v)) if isinstance(v, list) else str(v))}\n"
+                for k, v in left.items()))
         out.append("## Configuration\n")
-        out.append(table(["setting", "value"], _config_rows(info)))
+        rows = _config_rows(info) + [[f"`{k}`", _md_escape(str(v))] for k, v in env.items()]
+        out.append('??? info "Study configuration and machine (from study.json)"\n\n'
+                   + "".join("    " + line + "\n" for line in table(["setting", "value"], rows).splitlines()))
     runs = _read_csv(study / "runs.csv")
     if runs is not None and len(runs):
         out.append("## Summary per activation\n")
@@ -605,17 +625,20 @@ def _runs_summary(runs) -> str:
                 continue
             fin = d[d["status"] != "diverged"] if "status" in d.columns else d
             n_div = len(d) - len(fin)
-            row = [a + (f" [{v}]" if v else ""), str(len(d)), str(n_div)]
+            row = [a + (f" [{v}]" if v else ""), f"{len(d)}" + (f" ({n_div} diverged)" if n_div else "")]
             for c, _, digits in cols:
                 vals = pd.to_numeric(fin[c], errors="coerce").dropna()
                 if not len(vals):
-                    row.append("—")
+                    cell = "never" if c == "epochs_to_90" and len(fin) else "—"
                 elif len(vals) == 1:
-                    row.append(fmt(float(vals.iloc[0]), digits))
+                    cell = fmt(float(vals.iloc[0]), digits)
                 else:
-                    row.append(f"{fmt(float(vals.mean()), digits)} ± {fmt(float(vals.std()), 2)}")
+                    cell = f"{fmt(float(vals.mean()), digits)} ± {fmt(float(vals.std()), 2)}"
+                if c == "epochs_to_90" and 0 < len(vals) < len(fin):
+                    cell += f" ({len(vals)}/{len(fin)} runs)"
+                row.append(cell)
             rows.append(row)
-    return table(["activation", "runs", "diverged", *[c[1] for c in cols]], rows)
+    return table(["activation", "runs", *[c[1] for c in cols]], rows)
 
 
 def predictions_section(study: Path, rel_fig: str | None) -> str:

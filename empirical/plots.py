@@ -32,7 +32,7 @@ __all__ = [
     "activation_curves", "meanfield_curves",
     "training_curves", "step_loss", "bar_by_activation", "final_accuracy_bars",
     "time_per_epoch_bars", "first_layer_grad_bars", "layer_heatmaps", "depth_profile",
-    "measured_depth_profile", "predicted_vs_measured", "sample_images", "make_all", "FIGURES",
+    "measured_depth_profile", "predicted_depth_profile", "predicted_vs_measured", "sample_images", "make_all", "FIGURES",
 ]
 
 COLORS: dict[str, str] = {
@@ -53,7 +53,7 @@ _ALIASES = {"swish": "silu", "logistic": "sigmoid", "lrelu": "leaky_relu", "leak
 _EXTRA = ["#637939", "#e7969c", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#843c39",
           "#636363", "#a55194", "#6b6ecf", "#b5cf6b"]
 _LINESTYLES = ["-", "--", ":", "-."]
-_HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]
+_HATCHES = ["", "//", "\\\\", "xx", "--", "++", "||"]  # line hatches only: dot hatches bloat SVGs
 # Columns of runs.csv that may distinguish runs of one activation within a study.
 # (sigma_w2 is left out: under one init it differs per activation, e.g. the critical init.)
 VARIANT_COLUMNS = ("model", "dataset", "train_size", "init", "sigma_b2", "optimizer", "lr", "batch_size",
@@ -90,6 +90,17 @@ def _figure(ncols: int = 1, nrows: int = 1, w: float = 4.6, h: float = 3.4, **kw
     return fig, axes
 
 
+def _log_axis(ax, which: str = "y") -> None:
+    """Log scale with plain labels (0.5, 1, 2 …; 1e-06 …), no crowded minor labels."""
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    lo, hi = (ax.get_ylim() if which == "y" else ax.get_xlim())
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 10
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades < 2 else (1.0,)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
 def _order(activations: Iterable[str]) -> list[str]:
     """Activations in registry order (built-ins first), then the rest alphabetically."""
     acts = list(dict.fromkeys(activations))
@@ -108,6 +119,10 @@ def _variant_labels(df: pd.DataFrame) -> pd.Series:
     if "variant" in df.columns:
         return df["variant"].fillna("").astype(str)
     cols = [c for c in VARIANT_COLUMNS if c in df.columns and df[c].nunique(dropna=False) > 1]
+    for c in reversed(list(cols)):      # drop a column the others determine (sigma_b2 set by init)
+        rest = [k for k in cols if k != c] + (["activation"] if "activation" in df.columns else [])
+        if rest and (df.groupby(rest, dropna=False)[c].nunique(dropna=False) <= 1).all():
+            cols.remove(c)
     if not cols:
         return pd.Series([""] * len(df), index=df.index)
     return df[cols].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in zip(cols, r)), axis=1)
@@ -235,7 +250,7 @@ def _mean_band(df: pd.DataFrame, x: str, y: str, by: Sequence[str]) -> pd.DataFr
 
 
 def _lines_by_activation(ax, df: pd.DataFrame, x: str, y: str, *, band: bool = True, lw: float = 1.5,
-                         legend_labels: bool = True) -> None:
+                         legend_labels: bool = True, marker: str | None = None) -> None:
     df = df.assign(variant=_variant_labels(df))
     variants = sorted(df["variant"].unique())
     stats = _mean_band(df, x, y, ["activation", "variant"])
@@ -246,7 +261,7 @@ def _lines_by_activation(ax, df: pd.DataFrame, x: str, y: str, *, band: bool = T
                 continue
             label = a if not v else f"{a} [{v}]"
             ax.plot(d[x], d["mean"], color=color_for(a), ls=_LINESTYLES[i % len(_LINESTYLES)], lw=lw,
-                    label=label if legend_labels else None)
+                    marker=marker, ms=4, label=label if legend_labels else None)
             if band and (d["count"] > 1).any():
                 s = d["std"].fillna(0)
                 ax.fill_between(d[x], d["mean"] - s, d["mean"] + s, color=color_for(a), alpha=0.15, lw=0)
@@ -265,12 +280,16 @@ def training_curves(epochs: pd.DataFrame, out: str | Path, *,
     fig, axes = _figure(ncols, nrows, w=4.8, h=3.3)
     flat = axes.ravel()
     for i, (ax, m) in enumerate(zip(flat, metrics)):
-        _lines_by_activation(ax, epochs, "epoch", m, legend_labels=(i == 0))
+        few = epochs["epoch"].nunique() <= 12
+        _lines_by_activation(ax, epochs, "epoch", m, legend_labels=(i == 0), marker="o" if few else None)
         ax.set_title(m.replace("_", " "))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if "loss" in m and (epochs[m] > 0).all():
-            ax.set_yscale("log")
+        lo, hi = epochs["epoch"].min(), epochs["epoch"].max()
+        if hi - lo < 2:
+            ax.set_xlim(lo - 1, hi + 1)
+        if "loss" in m and (epochs[m].dropna() > 0).all():
+            _log_axis(ax)
         ax.grid(alpha=0.25, which="both")
     for ax in flat[len(metrics):]:
         ax.set_visible(False)
@@ -289,7 +308,7 @@ def step_loss(steps: pd.DataFrame, out: str | Path, *, smooth: int | None = None
     ax = axes[0][0]
     _lines_by_activation(ax, df, "step", "loss", band=True, lw=1.0)
     if (df["loss"].dropna() > 0).all():
-        ax.set_yscale("log")
+        _log_axis(ax)
     ax.set_xlabel("step (batch)")
     ax.set_ylabel("training loss" + (f" (running mean of {smooth})" if smooth and smooth > 1 else ""))
     ax.grid(alpha=0.25, which="both")
@@ -338,7 +357,7 @@ def bar_by_activation(runs: pd.DataFrame, columns: str | Sequence[str], out: str
         ticks.append(f"{a}\n({n_div}/{len(d)} diverged)" if n_div else a)
     ax.set_xticks(range(len(acts)), ticks, rotation=30, ha="right")
     if log:
-        ax.set_yscale("log")
+        _log_axis(ax)
     ax.set_ylabel(ylabel or ", ".join(columns))
     if title:
         ax.set_title(title)
@@ -348,7 +367,7 @@ def bar_by_activation(runs: pd.DataFrame, columns: str | Sequence[str], out: str
                          label=" ".join(s for s in ((labels or {}).get(c, c.replace("_", " ")),
                                                     f"[{v}]" if v else "") if s))
                    for j, (c, v) in enumerate(series)]
-        ax.legend(handles=handles, fontsize=7)
+        fig.legend(handles=handles, fontsize=7, loc="outside right upper")
     ax.grid(alpha=0.25, axis="y", which="both")
     return save(fig, out)
 
@@ -385,7 +404,7 @@ def layer_heatmaps(layers: pd.DataFrame, out: str | Path, *, metric: str = "grad
     df = df.assign(variant=_variant_labels(df))
     keys = [(a, v) for a in _order(df["activation"].unique()) for v in sorted(df["variant"].unique())
             if not df[(df["activation"] == a) & (df["variant"] == v)].empty]
-    ncols = min(4, max(1, len(keys)))
+    ncols = min(3, max(1, len(keys)))
     nrows = max(1, math.ceil(len(keys) / ncols))
     fig, axes = _figure(ncols, nrows, w=3.4, h=2.6)
     pos = df["value"][df["value"] > 0]
@@ -410,7 +429,8 @@ def layer_heatmaps(layers: pd.DataFrame, out: str | Path, *, metric: str = "grad
     for ax in axes.ravel()[len(keys):]:
         ax.set_visible(False)
     if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), label=metric, shrink=0.9)
+        label = {"grad_norm_z": "‖∂L/∂z_l‖", "grad_norm_h": "‖∂L/∂h_l‖"}.get(metric, metric)
+        fig.colorbar(im, ax=axes.ravel().tolist(), label=label, shrink=0.9)
     return save(fig, out)
 
 
@@ -436,7 +456,7 @@ def depth_profile(df: pd.DataFrame, out: str | Path, *, value: str = "value", so
     One panel per value of ``facet`` (e.g. σ_w²) if given.
     """
     facets = [None] if facet is None else sorted(df[facet].unique())
-    ncols = min(3, len(facets))
+    ncols = min(2, len(facets))
     nrows = math.ceil(len(facets) / ncols)
     fig, axes = _figure(ncols, nrows, w=4.8, h=3.6)
     styles = {"measured": dict(ls="-", marker="o", ms=3), "predicted": dict(ls="--", lw=2.0)}
@@ -450,7 +470,7 @@ def depth_profile(df: pd.DataFrame, out: str | Path, *, value: str = "value", so
                 st = d.groupby(layer)[value].agg(["mean", "std", "count"]).reset_index().sort_values(layer)
                 ax.plot(st[layer], st["mean"], color=color_for(a), label=f"{a} ({src})",
                         **styles.get(src, dict(ls="-.")))
-                if (st["count"] > 1).any():
+                if src == "measured" and (st["count"] > 1).any():
                     s = st["std"].fillna(0)
                     ax.fill_between(st[layer], st["mean"] - s, st["mean"] + s, color=color_for(a),
                                     alpha=0.15, lw=0)
@@ -458,31 +478,86 @@ def depth_profile(df: pd.DataFrame, out: str | Path, *, value: str = "value", so
         ax.set_xlabel("layer l (input side → output side)")
         ax.set_ylabel(ylabel)
         if fv is not None:
-            ax.set_title(f"{facet} = {fv}")
+            ax.set_title(str(fv) if facet == "variant" else f"{facet} = {fv}")
         ax.grid(alpha=0.25)
     for ax in axes.ravel()[len(facets):]:
         ax.set_visible(False)
-    axes.ravel()[0].legend(fontsize=6, ncols=2)
+    handles: dict = {}
+    for ax in axes.ravel()[:len(facets)]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    order = sorted(handles, key=lambda lab: (_order(list({k.rsplit(" (", 1)[0] for k in handles})).index(
+        lab.rsplit(" (", 1)[0]), lab))
+    fig.legend([handles[k] for k in order], order, loc="outside right center", fontsize=7)
     return save(fig, out)
 
 
-def measured_depth_profile(layers: pd.DataFrame, *, metric: str = "grad_norm_z") -> pd.DataFrame:
-    """log ‖∂L/∂z_l‖² per (activation, seed, layer) at each run's first probed step.
-
-    Returns the long frame ``depth_profile`` reads (source = "measured"); layers are numbered
-    0, 1, … in network order.
-    """
+def _first_probe(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
     d = layers[layers["metric"] == metric]
-    first = d.groupby("run_id")["step"].transform("min")
-    d = d[d["step"] == first]
-    order = {lay: i for i, lay in enumerate(_layer_order(d["layer"].unique()))}
+    return d[d["step"] == d.groupby("run_id")["step"].transform("min")]
+
+
+def _hidden_only(d: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
+    """Keep hidden layers 1..depth (drop layer 0 = input and depth+1 = output) where runs give depth."""
+    if runs is None or "depth" not in runs.columns or not pd.api.types.is_numeric_dtype(d["layer"]):
+        return d
+    depth = d["run_id"].map(runs.set_index("run_id")["depth"])
+    return d[(d["layer"] >= 1) & ((depth.isna()) | (d["layer"] <= depth))]
+
+
+def measured_depth_profile(layers: pd.DataFrame, runs: pd.DataFrame | None = None, *,
+                           metric: str = "grad_norm_z") -> pd.DataFrame:
+    """log ‖∂L/∂z_l‖² per (run, layer) at each run's first probe (initialisation).
+
+    Returns the long frame ``depth_profile`` reads (source = "measured"). Numeric layer ids are
+    kept (hidden layers 1..depth only when ``runs`` gives each run's depth); named layers are
+    numbered 0, 1, … in network order.
+    """
+    d = _hidden_only(_first_probe(layers, metric), runs)
+    if not pd.api.types.is_numeric_dtype(d["layer"]):
+        order = {lay: i for i, lay in enumerate(_layer_order(d["layer"].unique()))}
+        d = d.assign(layer=d["layer"].map(order))
     vals = pd.to_numeric(d["value"], errors="coerce")
-    keep = [c for c in ("activation", "seed", *VARIANT_COLUMNS) if c in d.columns]
+    keep = [c for c in ("run_id", "activation", "seed", *VARIANT_COLUMNS) if c in d.columns]
     out = d[keep].copy()
-    out["layer"] = d["layer"].map(order)
+    out["layer"] = d["layer"]
     out["value"] = np.log(np.where(vals > 0, vals, np.nan) ** 2)
     out["source"] = "measured"
     return out.reset_index(drop=True)
+
+
+def predicted_depth_profile(runs: pd.DataFrame, layers: pd.DataFrame, *,
+                            metric: str = "grad_norm_z") -> pd.DataFrame:
+    """The mean-field prediction of log ‖∂L/∂z_l‖² at initialisation for every MLP run.
+
+    For run r with σ_w², σ_b², depth L (from ``runs``) and measured q_1 (``preact_q`` of layer 1 at
+    the first probe), ``theory.meanfield.predicted_log_grad_profile`` gives
+    G_l = Σ_{k=l}^{L−1} log χ₁(q_k); the prediction is anchored at the measured value of the last
+    hidden layer: predicted_l = measured_L + G_l. Rows: run_id, activation, seed, variant columns,
+    layer, value, source = "predicted". Runs that are not MLPs or lack the numbers are skipped.
+    """
+    from theory import meanfield
+    from theory.activations import lookup
+
+    meas = measured_depth_profile(layers, runs, metric=metric)
+    q1 = _first_probe(layers, "preact_q")
+    q1 = q1[q1["layer"] == 1].set_index("run_id")["value"]
+    rows = []
+    for _, r in runs.iterrows():
+        if str(r.get("model", "mlp")) != "mlp" or r["run_id"] not in q1.index:
+            continue
+        w, b, depth = (pd.to_numeric(r.get(k), errors="coerce") for k in ("sigma_w2", "sigma_b2", "depth"))
+        m = meas[meas["run_id"] == r["run_id"]].set_index("layer")["value"]
+        if not (np.isfinite(w) and np.isfinite(b) and np.isfinite(depth)) or int(depth) not in m.index:
+            continue
+        depth = int(depth)
+        g = meanfield.predicted_log_grad_profile(lookup(str(r["activation"])), float(q1[r["run_id"]]),
+                                                 float(w), float(b), depth)
+        base = {k: r[k] for k in ("run_id", "activation", "seed", *VARIANT_COLUMNS) if k in runs.columns}
+        for layer in range(1, depth + 1):
+            rows.append({**base, "layer": layer, "value": float(m[depth] + g[layer - 1]),
+                         "source": "predicted"})
+    return pd.DataFrame(rows)
 
 
 def predicted_vs_measured(pred: pd.DataFrame, out: str | Path) -> list[Path]:
@@ -516,13 +591,11 @@ def predicted_vs_measured(pred: pd.DataFrame, out: str | Path) -> list[Path]:
             hi = float(np.nanmax(d[["predicted", "measured"]].to_numpy()))
             positive = lo > 0
             if positive:
-                ax.set_xscale("log")
-                ax.set_yscale("log")
-                for axis in (ax.xaxis, ax.yaxis):
-                    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-                    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-                    axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
                 lo, hi = lo / 1.5, hi * 1.5
+                ax.set_xlim(lo, hi)
+                ax.set_ylim(lo, hi)
+                _log_axis(ax, "x")
+                _log_axis(ax, "y")
             else:
                 pad = 0.1 * (hi - lo or 1.0)
                 lo, hi = lo - pad, hi + pad
@@ -654,7 +727,13 @@ def make_all(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     if layers is not None and len(layers) and (layers["metric"] == "grad_norm_z").any():
         layers_v = _with_variants(layers, runs)
         out += layer_heatmaps(layers_v, out_dir / "layer_heatmap", metric="grad_norm_z")
-        prof = profile if profile is not None and len(profile) else measured_depth_profile(layers_v)
+        if profile is not None and len(profile):
+            prof = profile
+        else:
+            prof = measured_depth_profile(layers_v, runs)
+            if runs is not None and {"sigma_w2", "sigma_b2", "depth"} <= set(runs.columns) \
+                    and (layers["metric"] == "preact_q").any():
+                prof = pd.concat([prof, predicted_depth_profile(runs, layers)], ignore_index=True)
         facet = "variant" if "variant" in prof.columns and prof["variant"].nunique() > 1 else None
         if facet is None:
             varied = _variant_labels(prof)
