@@ -172,12 +172,15 @@ class Store:
         atomic_write(os.path.join(part, "manifest.json"),
                      json.dumps({n: _sha(d) for n, d in files.items()}, sort_keys=True))
 
-    def merge(self, order: Iterable[str]) -> None:
-        """Rebuild the four merged tables from the parts of the runs in ``order`` that are finished."""
+    def merge(self, order: Iterable[str], log=None) -> None:
+        """Rebuild the four merged tables from the parts of the runs in ``order`` that are finished.
+
+        A merged table whose bytes differ from what was last written here (edited or truncated by
+        hand) is not merged into: it is kept beside as ``<table>.csv.edited`` and named in the log.
+        """
         rows = self.finished()
         ids = [i for i in order if i in rows]
-        run_rows = [rows[i] for i in ids]
-        atomic_write(os.path.join(self.folder, "runs.csv"), to_csv(run_rows))
+        texts = {"runs": to_csv([rows[i] for i in ids])}
         for table in TABLES[1:]:
             chunks, header = [], None
             for i in ids:
@@ -187,7 +190,24 @@ class Store:
                     continue
                 header = header or lines[0]
                 chunks.extend(lines[1:])
-            atomic_write(os.path.join(self.folder, f"{table}.csv"), (header or "run_id\n") + "".join(chunks))
+            texts[table] = (header or "run_id\n") + "".join(chunks)
+        os.makedirs(self.parts, exist_ok=True)
+        sums_path = os.path.join(self.folder, ".merged.json")
+        try:
+            with open(sums_path) as fh:
+                last = json.load(fh)
+        except (OSError, ValueError):
+            last = {}
+        for table, text in texts.items():
+            path = os.path.join(self.folder, f"{table}.csv")
+            if table in last and os.path.exists(path):
+                with open(path, "rb") as fh:
+                    if _sha(fh.read()) != last[table]:
+                        os.replace(path, path + ".edited")
+                        (log or print)(f"warning: {path} was changed since this program wrote it; kept as "
+                                       f"{os.path.basename(path)}.edited and rebuilt from parts/")
+            atomic_write(path, text)
+        atomic_write(sums_path, json.dumps({t: _sha(x.encode()) for t, x in texts.items()}))
 
     def write_study(self, info: dict) -> None:
         atomic_write(os.path.join(self.folder, "study.json"), json.dumps(info, indent=1, sort_keys=True, default=str))

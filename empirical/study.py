@@ -138,7 +138,7 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
         def commit(records: Sequence[RunRecords]) -> None:
             for rec in records:
                 store.write_run(rec)
-            store.merge(order)
+            store.merge(order, log)
 
         try:
             if executor == "ray":
@@ -150,11 +150,11 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
 
                 run_local(cfg, tasks, commit, progress=progress, **executor_opts)
         except KeyboardInterrupt:
-            store.merge(order)
+            store.merge(order, log)
             info.update(status="interrupted", wall_time_s=round(time.perf_counter() - t0, 3))
             store.write_study(info)
             raise
-        store.merge(order)
+        store.merge(order, log)
         rows = store.finished()
         wall = time.perf_counter() - t0
         info.update(status="complete", wall_time_s=round(wall, 3))

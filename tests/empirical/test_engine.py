@@ -106,7 +106,9 @@ def test_study_writes_tidy_csvs_and_is_deterministic(tmp_path):
     t2 = _csvs(out2.folder)
     for t in ("runs", "epochs", "steps", "layers"):
         a, b = t1[t].drop(columns=TIME_COLS, errors="ignore"), t2[t].drop(columns=TIME_COLS, errors="ignore")
-        pd.testing.assert_frame_equal(a, b)
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    for t in ("steps", "layers"):
+        assert (tmp_path / "a" / "t" / f"{t}.csv").read_bytes() == (tmp_path / "b" / "t" / f"{t}.csv").read_bytes()
 
 
 def test_diverging_run_is_recorded_and_the_rest_completes(tmp_path):
@@ -212,3 +214,17 @@ def test_cli_bad_input_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "relu" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_hand_edited_table_is_kept_and_rebuilt(tmp_path):
+    cfg = tiny(out_dir=str(tmp_path))
+    out = run_study(cfg, progress=False, log=lambda m: None)
+    runs_csv = os.path.join(out.folder, "runs.csv")
+    original = open(runs_csv).read()
+    with open(runs_csv, "w") as fh:
+        fh.write(original[: len(original) // 2])
+    messages = []
+    run_study(cfg, progress=False, log=messages.append)
+    assert any("changed since this program wrote it" in m for m in messages)
+    assert open(runs_csv).read() == original
+    assert open(runs_csv + ".edited").read() == original[: len(original) // 2]
