@@ -267,7 +267,7 @@ def _activation_entry(act) -> dict:
         entry["property_rows"] = property_rows(p)
         entry["numeric"] = list(p.numeric)
         entry["short"] = {
-            "lipschitz": ex(p.lipschitz, 3), "smoothness": (
+            "lipschitz": fmt(float(p.lipschitz), 3), "smoothness": (
                 "$C^\\infty$" if p.smoothness == math.inf else f"$C^{{{int(p.smoothness)}}}$"),
             "monotonic": {"none": "no"}.get(p.monotonic, p.monotonic),
             "zero_centered": fmt(bool(p.zero_centered)),
@@ -471,6 +471,10 @@ def activation_page(e: dict) -> str:
         rows = [[s["init"], fmt(s["sigma_w2"]), *[fmt(_get(s["summary"], k)) for k, _ in MEANFIELD_COLUMNS]]
                 for s in mf["standard"]]
         out.append(table(["initialisation", "σ_w²", *[h for _, h in MEANFIELD_COLUMNS]], rows))
+        out.append("Depth scales as `theory.meanfield` returns them, ξ_q = −1 / log χ_q and "
+                   "ξ_c = −1 / log χ₁(q\\*): negative where χ > 1 (chaotic phase: a perturbation grows "
+                   "by a factor e every |ξ| layers), ∞ at the edge of chaos, — where undefined "
+                   "(q\\* = ∞).\n")
     return "\n".join(out)
 
 
@@ -561,7 +565,7 @@ def study_page(study: Path, figdir: Path, rel_root: str) -> str:
     from empirical import plots
 
     name = study.name
-    out = [f"# Study `{name}`\n", f"Results folder: `{_display(study)}`.\n"]
+    out = ["---\nhide:\n  - toc\n---\n", f"# Study `{name}`\n", f"Results folder: `{_display(study)}`.\n"]
     info = {}
     if (study / "study.json").is_file():
         info = json.loads((study / "study.json").read_text())
