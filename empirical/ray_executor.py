@@ -123,7 +123,8 @@ def ship_code_env() -> dict:
     import empirical
     import theory
 
-    return {"py_modules": [theory, empirical], "excludes": ["__pycache__", "*.pyc"]}
+    dirs = [os.path.dirname(os.path.abspath(m.__file__)) for m in (theory, empirical)]  # paths: Ray Client copies it
+    return {"py_modules": dirs, "excludes": ["__pycache__", "*.pyc"]}
 
 
 def _connect(ray, address: str | None, cpus_per_task: float, gpus_per_task: float,
@@ -144,7 +145,11 @@ def _connect(ray, address: str | None, cpus_per_task: float, gpus_per_task: floa
     try:
         ray.init(address=address.strip(), runtime_env=ship_code_env() if ship_code is not False else None, **quiet)
     except ConnectionError as exc:
-        raise ConfigError(f"cannot connect to Ray at {address}: {exc}") from None
+        hint = ""
+        if "RAY_AUTH_MODE" not in os.environ:
+            hint = ("; if the cluster uses token authentication, set RAY_AUTH_MODE=token and the cluster's token "
+                    "(RAY_AUTH_TOKEN, or ~/.ray/auth_token)")
+        raise ConfigError(f"cannot connect to Ray at {address}: {exc}{hint}") from None
     return True
 
 
