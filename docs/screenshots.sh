@@ -7,7 +7,10 @@
 # SITE_DIR an already built site to use instead of building one (default: build into a temp dir).
 # Env: ACTLAB_RESULTS (results folder for the build), WIDTH/HEIGHT (window, default 1280x2000),
 #      CHROMIUM (browser binary, default: chromium or chromium-browser on PATH), PORT (default: free port).
-# Chromium gets 15 s of virtual time per page so MathJax has typeset before the capture.
+# Chromium gets 15 s of virtual time per page so MathJax has typeset before the capture, and every
+# host name but 127.0.0.1 fails to resolve: what renders here renders offline. Per page it prints the
+# number of formulas MathJax typeset as SVG and the number of TeX errors (error nodes, undefined
+# macros, formulas left untypeset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/actlab-screenshots}
@@ -39,10 +42,16 @@ find "$SITE" -name index.html -not -path '*/assets/*' | sort | while read -r pag
   name=${url_path%/}
   name=${name//\//_}
   png="$OUT/${name:-index}.png"
-  "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-    --disable-background-networking --disable-component-update --disable-sync \
-    --user-data-dir="$PROFILE" --hide-scrollbars --virtual-time-budget=15000 \
-    --window-size="$WIDTH,$HEIGHT" --screenshot="$png" "http://127.0.0.1:$PORT/$url_path" \
-    >/dev/null 2>&1 || echo "failed: /$url_path" >&2
-  echo "$png  <- /$url_path"
+  flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
+         --disable-background-networking --disable-component-update --disable-sync
+         --user-data-dir="$PROFILE" --hide-scrollbars --virtual-time-budget=15000
+         "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1")
+  "$CHROMIUM" "${flags[@]}" --window-size="$WIDTH,$HEIGHT" --screenshot="$png" \
+    "http://127.0.0.1:$PORT/$url_path" </dev/null >/dev/null 2>&1 || echo "failed: /$url_path" >&2
+  dom=$("$CHROMIUM" "${flags[@]}" --dump-dom "http://127.0.0.1:$PORT/$url_path" </dev/null 2>/dev/null || true)
+  svg=$(grep -o '<mjx-container[^>]*jax="SVG"' <<<"$dom" | wc -l || true)
+  # TeX errors: merror nodes, undefined macros (red mtext), math left untypeset (raw \( or \[)
+  err=$(grep -oE '<g data-mml-node="merror"|data-mml-node="mtext" fill="red"|class="arithmatex">\\[[(]' \
+        <<<"$dom" | wc -l || true)
+  echo "$png  <- /$url_path  (math: $svg SVG, $err errors)"
 done
