@@ -127,8 +127,7 @@ def ship_code_env() -> dict:
     return {"py_modules": dirs, "excludes": ["__pycache__", "*.pyc"]}
 
 
-def _connect(ray, address: str | None, cpus_per_task: float, gpus_per_task: float,
-             ship_code: bool | None) -> bool:
+def _connect(ray, address: str | None, gpus_per_task: float, ship_code: bool | None) -> bool:
     """Initialise Ray; True if this call started it (and so must shut it down)."""
     if ray.is_initialized():
         return False
@@ -189,12 +188,12 @@ def run_ray(cfg: StudyConfig, tasks: Sequence[Task], commit: Callable, progress:
     ray = _import_ray()
     if not tasks:
         return
-    started = _connect(ray, address, cpus_per_task, gpus_per_task, ship_code)
+    started = _connect(ray, address, gpus_per_task, ship_code)
     pending: dict = {}
     try:
         if not _feasible(ray, cpus_per_task, gpus_per_task):
-            print(f"warning: no Ray node has {cpus_per_task:g} CPUs and {gpus_per_task:g} GPUs free to give one "
-                  "task; the tasks wait until such a node joins", file=sys.stderr)
+            print(f"warning: no Ray node has the {cpus_per_task:g} CPUs and {gpus_per_task:g} GPUs one task asks "
+                  "for; the tasks wait until such a node joins", file=sys.stderr)
         remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=max_retries)(_work)
         threads = max(1, int(cpus_per_task))
         # a task given a GPU must use it: 'auto' would fall back to the CPU silently
