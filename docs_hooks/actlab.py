@@ -598,7 +598,8 @@ def study_page(study: Path, figdir: Path, rel_root: str) -> str:
         out.append("## Summary per activation\n")
         out.append("Mean ± standard deviation over seeds of finished runs; diverged runs are counted.\n")
         out.append(_runs_summary(runs))
-    figs = [(stem, t) for stem, t in plots.FIGURES.items() if (figdir / f"{stem}.png").is_file()]
+    figs = [(stem, t) for stem, t in plots.FIGURES.items()
+            if stem != "predicted_vs_measured" and (figdir / f"{stem}.png").is_file()]
     if figs:
         out.append("## Figures\n")
         for stem, (title, cap) in figs:
@@ -606,8 +607,14 @@ def study_page(study: Path, figdir: Path, rel_root: str) -> str:
             out.append(figure(f"{rel_root}/{stem}.png", cap, alt=f"{name}: {title}"))
     else:
         out.append("No figures: the study folder holds none of runs.csv, epochs.csv, steps.csv, layers.csv.\n")
-    if (study / "predictions.csv").is_file():
-        out.append("Predictions of this study are on [Predictions vs measurements](../predictions.md).\n")
+    pred = _STATE.get("predictions")
+    if pred is not None and (pred["study"] == name).any():
+        d = pred[pred["study"] == name]
+        c = d["verdict"].value_counts() if "verdict" in d.columns else {}
+        out.append("## Predictions\n")
+        out.append(", ".join(f"{int(c.get(k, 0))} {k}" for k in ("held", "failed", "not applicable"))
+                   + f" of {len(d)} claims checked against this study: see "
+                   f"[Predictions vs measurements](../predictions.md#{_anchor(name)}).\n")
     return "\n".join(out)
 
 
@@ -645,30 +652,109 @@ def _runs_summary(runs) -> str:
     return table(["activation", "runs", *[c[1] for c in cols]], rows)
 
 
-def predictions_section(study: Path, rel_fig: str | None) -> str:
-    pred = _read_csv(study / "predictions.csv")
-    out = [f"## Study `{study.name}`\n"]
-    if pred is None or not len(pred):
-        out.append(f"No predictions in `{_display(study)}` (no `predictions.csv`).\n")
-        return "\n".join(out)
-    counts = pred["verdict"].value_counts() if "verdict" in pred.columns else {}
-    out.append(", ".join(f"**{int(counts.get(k, 0))}** {k}" for k in ("held", "failed", "not applicable"))
-               + f" of {len(pred)} predictions.\n")
+def prediction_files(root: Path, found: list[Path]) -> list[Path]:
+    """predictions.csv files: the results root's own (``python -m empirical.predict`` writes one for
+    all studies) and any inside a study folder."""
+    files = [root / "predictions.csv"] + [s / "predictions.csv" for s in found]
+    return [f for f in files if f.is_file() and f.stat().st_size > 0]
+
+
+def load_predictions(root: Path, found: list[Path]):
+    """All prediction rows with a ``study`` column (a study folder's own file names its study)."""
+    import pandas as pd
+
+    frames = []
+    for f in prediction_files(root, found):
+        df = pd.read_csv(f)
+        if "study" not in df.columns:
+            df.insert(0, "study", f.parent.name if f.parent != root else "(none)")
+        df["study"] = df["study"].fillna("(none)").astype(str)
+        frames.append(df)
+    if frames:
+        pred = pd.concat(frames, ignore_index=True)
+        if "kind" in pred.columns:
+            pred["kind"] = pred["kind"].fillna("").astype(str)
+        return pred
+    return None
+
+
+def _build_prediction_figures(pred):
+    def build(out: Path) -> None:
+        from empirical import plots
+
+        for study, d in pred.groupby("study", sort=False):
+            plots.predicted_vs_measured(d, out / _safe(study))
+    return build
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "none"
+
+
+def prediction_figures(root: Path, found: list[Path], pred) -> Path:
+    key = _hash_files(prediction_files(root, found) + [REPO / "empirical" / "plots.py", Path(__file__).resolve()])
+    return _cached_dir("predictions", key, _build_prediction_figures(pred))
+
+
+KIND_TITLES = {"theorem": "Theorems (must hold exactly)",
+               "prediction": "Mean-field predictions (approximate: finite width, Gaussian assumption)",
+               "hypothesis": "Hypotheses (claims of earlier experiments, tested across seeds)"}
+
+
+def predictions_md(pred, figdir: Path | None, study_order: list[str]) -> str:
+    counts = pred.pivot_table(index="study", columns="verdict", values="claim", aggfunc="count", fill_value=0) \
+        if "verdict" in pred.columns else None
+    order = [s for s in study_order if s in set(pred["study"])] + \
+        [s for s in dict.fromkeys(pred["study"]) if s not in study_order]
+    out = []
+    if counts is not None:
+        verdicts = ("held", "failed", "not applicable")
+        rows = [[f"[{s}](#{_anchor(s)})", *[str(int(counts.loc[s].get(v, 0))) for v in verdicts],
+                 str(int(counts.loc[s].sum()))] for s in order]
+        tot = [int(counts[v].sum()) if v in counts.columns else 0 for v in verdicts]
+        rows.append(["**all**", *[f"**{t}**" for t in tot], f"**{int(counts.to_numpy().sum())}**"])
+        out.append(table(["study", "held", "failed", "not applicable", "claims"], rows))
+    for study in order:
+        d = pred[pred["study"] == study]
+        out.append(f"## Study `{study}` {{ #{_anchor(study)} }}\n")
+        c = d["verdict"].value_counts() if "verdict" in d.columns else {}
+        out.append(", ".join(f"**{int(c.get(k, 0))}** {k}" for k in ("held", "failed", "not applicable"))
+                   + f" of {len(d)} predictions.\n")
+        kinds = list(dict.fromkeys(d["kind"])) if "kind" in d.columns else [None]
+        for kind in sorted(kinds, key=lambda k: list(KIND_TITLES).index(k) if k in KIND_TITLES else 9):
+            dk = d if kind is None else d[d["kind"] == kind]
+            if kind is not None and len(kinds) > 1:
+                out.append(f"### {KIND_TITLES.get(kind, str(kind).capitalize() or 'Other claims')}\n")
+            for claim, dc in dk.groupby("claim", sort=False):
+                c2 = dc["verdict"].value_counts() if "verdict" in dc.columns else {}
+                tally = ", ".join(f"{int(c2.get(k, 0))} {k}" for k in ("held", "failed", "not applicable")
+                                  if c2.get(k, 0))
+                out.append(f"**`{_md_escape(str(claim))}`** ({tally})\n")
+                out.append(_prediction_table(dc))
+        png = figdir / f"{_safe(study)}.png" if figdir is not None else None
+        if png is not None and png.is_file():
+            out.append(figure(f"figures/predictions/{png.name}",
+                              "Predicted against measured value of each claim with numbers on both sides "
+                              "(circle: held, cross: failed; dashed: y = x; bars: ±1 std over seeds).",
+                              alt=f"{study}: predicted vs measured"))
+    return "\n".join(out)
+
+
+def _anchor(name: str) -> str:
+    return "study-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _prediction_table(d) -> str:
     rows = []
-    for _, r in pred.iterrows():
+    for _, r in d.iterrows():
         meas = fmt(r.get("measured"))
         std = r.get("measured_std")
         if meas != "—" and fmt(std) != "—":
             meas += f" ± {fmt(std, 2)}"
-        rows.append([_md_escape(str(r.get("claim", ""))), _md_escape(str(r.get("activation", ""))),
+        rows.append([_md_escape(str(r.get("activation", ""))),
                      fmt(r.get("setting")), fmt(r.get("predicted")), meas, fmt(r.get("tolerance")),
                      _verdict(r.get("verdict")), fmt(r.get("detail"))])
-    out.append(table(["claim", "activation", "setting", "predicted", "measured", "tolerance", "verdict",
-                      "detail"], rows))
-    if rel_fig:
-        out.append(figure(rel_fig, "Predicted against measured value of each claim (circle: held, "
-                          "cross: failed; dashed: y = x).", alt=f"{study.name}: predicted vs measured"))
-    return "\n".join(out)
+    return table(["activation", "setting", "predicted", "measured", "tolerance", "verdict", "detail"], rows)
 
 
 def _verdict(v) -> str:
@@ -740,6 +826,12 @@ def on_files(files, config, **_):
         add_dir(folder / "meanfield", "figures")
 
     root, found = _STATE["root"], _STATE["studies"]
+    pred = load_predictions(root, found) if root.is_dir() else None
+    _STATE["predictions"] = pred
+    _STATE["prediction_figs"] = None
+    if pred is not None and len(pred):
+        _STATE["prediction_figs"] = prediction_figures(root, found, pred)
+        add_dir(_STATE["prediction_figs"], "figures/predictions")
     study_figs = {}
     for s in found:
         figdir = study_figures(s)
@@ -768,20 +860,16 @@ def _snippets(bundle: dict, root: Path, found: list[Path], study_figs: dict) -> 
             [[f"[{s.name}]({s.name}.md)", _count_runs(s), _activations_of(s),
               ", ".join(sorted(p.name for p in s.iterdir() if p.is_file() and not p.name.startswith(".")))]
              for s in found]))
-    with_pred = [s for s in found if (s / "predictions.csv").is_file()]
-    if missing:
+    pred = _STATE.get("predictions")
+    if missing and pred is None:
         pred_md = missing.replace("{up}", "")
-    elif not with_pred:
-        pred_md = (f"!!! note \"No predictions yet\"\n    None of the study folders in {where} holds a "
-                   "`predictions.csv`. They are written by the prediction step of a study; rebuild "
-                   "after it has run.\n")
+    elif pred is None or not len(pred):
+        pred_md = (f"!!! note \"No predictions yet\"\n    Neither the results folder {where} nor any study "
+                   "folder in it holds a `predictions.csv`. Write one with "
+                   f"`python -m empirical.predict {_display(root)}`, then rebuild.\n")
     else:
-        parts = []
-        for s in with_pred:
-            png = study_figs[s.name] / "predicted_vs_measured.png"
-            rel = f"experiments/figures/{s.name}/predicted_vs_measured.png" if png.is_file() else None
-            parts.append(predictions_section(s, rel))
-        pred_md = "\n".join(parts)
+        pred_md = (f"From {', '.join(f'`{_display(f)}`' for f in prediction_files(root, found))}.\n\n"
+                   + predictions_md(pred, _STATE.get("prediction_figs"), [s.name for s in found]))
     return {
         "activation_table": activation_summary(bundle),
         "activation_overview": figure("figures/overview.png", "Every registered activation: φ and φ′ "

@@ -692,14 +692,25 @@ def _with_variants(df: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
 def make_all(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     """Draw every figure that the files in ``results_dir`` allow into ``out_dir``.
 
-    ``results_dir`` is one study folder (holding ``runs.csv`` …); a folder of study folders is
-    also accepted (figures go to ``out_dir/<study>/``). Returns the written paths (PNG and SVG).
+    ``results_dir`` is one study folder (holding ``runs.csv`` …); a results root (a folder of
+    study folders) is also accepted: figures go to ``out_dir/<study>/``, and a ``predictions.csv``
+    in the root itself (``python -m empirical.predict`` writes one for all studies) is drawn as
+    ``out_dir/predicted_vs_measured``. Returns the written paths (PNG and SVG).
     """
     results_dir, out_dir = Path(results_dir), Path(out_dir)
-    if not any((results_dir / f).is_file() for f in ("runs.csv", "epochs.csv", "predictions.csv", "study.json")):
+
+    def is_study(p: Path) -> bool:
+        return any((p / f).is_file() for f in ("runs.csv", "epochs.csv", "study.json"))
+
+    subs = sorted(p for p in results_dir.iterdir() if p.is_dir() and (is_study(p) or (p / "predictions.csv").is_file())) \
+        if results_dir.is_dir() and not is_study(results_dir) else []
+    if subs or not (is_study(results_dir) or (results_dir / "predictions.csv").is_file()):
         paths: list[Path] = []
-        for sub in sorted(p for p in results_dir.iterdir() if p.is_dir()) if results_dir.is_dir() else []:
+        for sub in subs:
             paths += make_all(sub, out_dir / sub.name)
+        root_pred = _read(results_dir / "predictions.csv")
+        if root_pred is not None and len(root_pred):
+            paths += predicted_vs_measured(root_pred, out_dir / "predicted_vs_measured")
         return paths
     runs = _read(results_dir / "runs.csv")
     epochs = _read(results_dir / "epochs.csv")

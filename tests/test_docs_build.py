@@ -170,15 +170,18 @@ def test_results_pages_from_fixture(built):
     site = built["site"]
     study = _page(site, "experiments/tiny")
     for stem in ("training_curves", "step_loss", "final_accuracy", "time_per_epoch", "first_layer_grad",
-                 "layer_heatmap", "depth_profile", "samples"):
+                 "layer_heatmap", "depth_profile", "samples"):  # predicted_vs_measured: on the predictions page
         assert f'src="../figures/tiny/{stem}.png"' in study, stem
         assert (site / "experiments" / "figures" / "tiny" / f"{stem}.png").is_file()
     assert "0.898" in study                    # relu's mean final test accuracy in the fixture
     preds = _page(site, "predictions")
-    assert "<strong>1</strong> held, <strong>1</strong> failed, <strong>1</strong> not applicable" in preds
+    # tiny: 3 rows of its own predictions.csv + 1 row of the root's predictions.csv (study column)
+    assert "<strong>2</strong> held, <strong>1</strong> failed, <strong>1</strong> not applicable" in preds
+    assert 'id="study-none"' in preds and "sigmoid_flat_low_sample" in preds   # a cross-study row
     assert 'class="actlab-verdict-failed"' in preds
-    assert 'src="experiments/figures/tiny/predicted_vs_measured.png"' not in preds  # rewritten relative
-    assert re.search(r'src="\.\./experiments/figures/tiny/predicted_vs_measured\.png"', preds)
+    assert re.search(r'src="\.\./figures/predictions/tiny\.png"', preds)
+    assert (site / "figures" / "predictions" / "tiny.svg").is_file()
+    assert 'href="../../predictions/#study-tiny"' in study
 
 
 def test_missing_results_build_passes_and_says_so(built):
