@@ -671,8 +671,10 @@ FIGURES: dict[str, tuple[str, str]] = {
     "layer_heatmap": ("Gradient norm per layer during training",
                       "‖∂L/∂z_l‖ per layer (rows) and probe step (columns), log colour scale, mean over seeds."),
     "depth_profile": ("Gradient against depth at initialisation",
-                      "log ‖∂L/∂z_l‖² against layer at the first probe: measured (solid, band ±1 std over "
-                      "seeds) and the mean-field prediction (dashed) where available."),
+                      "log ‖∂L/∂z_l‖² against hidden layer at the first probe (initialisation): measured "
+                      "(solid, band ±1 std over seeds) and, for MLPs, the mean-field prediction (dashed): "
+                      "q_l iterated from the measured q_1, G_l = Σ log χ₁(q_k), anchored at the last hidden "
+                      "layer. A measured line that stops: the gradient underflowed to 0 in float32."),
     "predicted_vs_measured": ("Predicted against measured",
                               "Predicted against measured value for every claim; y = x dashed."),
 }
