@@ -100,6 +100,22 @@ def preflight(cfg: StudyConfig) -> frozenset[str]:
     return frozenset(no_edge)
 
 
+def write_samples(cfg: StudyConfig, folder: str, n_per_class: int = 2) -> None:
+    """``samples.npz``: a few test images per class (pixel scale [0, 1]) for the report's figure."""
+    import io
+    import os
+
+    import numpy as np
+
+    from empirical.data import sample_images
+
+    data = load_data(data_spec(cfg, cfg.seeds[0]))
+    images, labels = sample_images(data, n_per_class)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, images=images.numpy(), labels=labels.numpy(), class_names=np.array(data.classes))
+    results.atomic_write(os.path.join(folder, "samples.npz"), buf.getvalue())
+
+
 @dataclass
 class Outcome:
     folder: str
@@ -133,6 +149,7 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
                 "runs": len(runs), "tasks": len(tasks),
                 "left_out": {"init=critical (no edge of chaos)": sorted(no_edge)}}
         store.write_study(info)
+        write_samples(cfg, folder)
         order = [r.run_id for r in runs]
 
         def commit(records: Sequence[RunRecords]) -> None:
