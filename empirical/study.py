@@ -73,13 +73,14 @@ def steps_of(task: Task, n_train: int) -> int:
     return -(-n_train // r.batch_size) * r.epochs
 
 
-def preflight(cfg: StudyConfig) -> frozenset[str]:
+def preflight(cfg: StudyConfig, check_device: bool = True) -> frozenset[str]:
     """Fail before anything is written: the device exists and the data loads.
 
     Returns the activations that have no edge of chaos at ``cfg.sigma_b2`` (their critical-init runs
     are left out); raises ConfigError when that leaves no run at all.
     """
-    resolve_device(cfg.device)
+    if check_device:
+        resolve_device(cfg.device)
     for seed in dict.fromkeys(cfg.seeds):
         load_data(data_spec(cfg, seed))
         if cfg.train_size is None:
@@ -129,7 +130,7 @@ class Outcome:
 def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
               log: Callable[[str], None] = print, **executor_opts) -> Outcome:
     """Train every unfinished run of ``cfg`` and write the results folder; resumable at task granularity."""
-    no_edge = preflight(cfg)
+    no_edge = preflight(cfg, check_device=executor != "ray")
     folder = cfg.folder
     results.check_writable(folder)
     store = results.Store(folder)
