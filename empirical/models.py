@@ -248,8 +248,9 @@ class StackedModel:
     def _act(self, z: torch.Tensor, dim: int) -> torch.Tensor:
         if len(self.slices) == 1:
             return self.act_fns[0](z)
-        parts = [fn(z.narrow(dim, s, e - s)) for fn, (s, e) in zip(self.act_fns, self.slices)]
-        return torch.cat(parts, dim)
+        # one split node, not one narrow per slice: narrow's backward writes a full-size zero tensor per slice
+        chunks = z.split([e - s for s, e in self.slices], dim)
+        return torch.cat([fn(c) for fn, c in zip(self.act_fns, chunks)], dim)
 
     def forward(self, params: Sequence[torch.Tensor], x: torch.Tensor, capture: bool = False):
         """Logits [R, B, C] for input x: [B, ...] shared by all runs or [R, B, ...] per run."""

@@ -69,6 +69,20 @@ def time_activation(fn: Callable, shapes: Sequence[tuple[int, ...]], device, rep
     return times[len(times) // 2]
 
 
+def make_optimizer(params: Sequence[torch.Tensor], cfg: RunConfig) -> torch.optim.Optimizer:
+    """Adam or SGD on the stacked parameters; both are elementwise, so each run's update is its update alone.
+
+    Adam uses torch's fused kernel (one pass over parameters and moments instead of about seven)
+    where this torch has one for the device, else the foreach kernels; the two agree to ~1 ulp per step.
+    """
+    if cfg.optimizer == "adam":
+        try:
+            return torch.optim.Adam(params, lr=cfg.lr, fused=True)
+        except (RuntimeError, ValueError, TypeError):
+            return torch.optim.Adam(params, lr=cfg.lr, foreach=True)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, foreach=True)
+
+
 def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "cpu",
                 progress: Callable[[int], None] | None = None, time_activations: bool = True,
                 native: bool = True) -> list[RunRecords]:
@@ -91,10 +105,7 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
     y_test = data.y_test.to(device)
 
     params = init_params(arch, [(r.activation, r.init, r.seed, r.sigma_b2) for r in ordered], device=device)
-    if first.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=first.lr, foreach=True)
-    else:
-        opt = torch.optim.SGD(params, lr=first.lr, momentum=first.momentum, foreach=True)
+    opt = make_optimizer(params, first)
 
     gen = torch.Generator().manual_seed(first.seed)
     n = len(x_train)
