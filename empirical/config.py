@@ -45,8 +45,8 @@ class RunConfig:
     momentum: float = 0.0
     batch_size: int = 128
     epochs: int = 20
-    probe_every: int = 25
-    probe_size: int = 512
+    probe_every: int = 50
+    probe_size: int = 256
     eps: float = 0.01
 
     @property
@@ -88,8 +88,8 @@ class StudyConfig:
     momentum: float = 0.0
     batch_size: int = 128
     epochs: int = 20
-    probe_every: int = 25
-    probe_size: int = 512
+    probe_every: int = 50
+    probe_size: int = 256
     eps: float = 0.01
     device: str = "cpu"
     out_dir: str = "results"
@@ -137,10 +137,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         name="lowsample", train_size=200, models=("mlp", "tinyvgg"), batch_size=32,
         activations=("relu", "sigmoid", "tanh", "selu", "gelu"), epochs=40, probe_every=25),
     "depth-sweep": dict(
-        description="gradient flow with depth: digits, MLP 30 x 256, inits default/he/critical (sigma_b2 = 0.05), 3 seeds, 1 epoch, probes every 4 steps",
+        description="gradient flow with depth: digits, MLP 30 x 256, inits default/he/critical (sigma_b2 = 0.05), 3 seeds, 1 epoch, probes at init and at the end",
         name="depth-sweep", widths=(256,) * 30, inits=("default", "he", "critical"), sigma_b2=0.05,
         activations=("relu", "leaky_relu", "sigmoid", "tanh", "silu", "selu", "gelu", "elu"),
-        seeds=(1, 2, 3), epochs=1, probe_every=4, probe_size=512, lr=1e-3),
+        seeds=(1, 2, 3), epochs=1, probe_every=1000, probe_size=512, lr=1e-3),
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(StudyConfig)}

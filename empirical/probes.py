@@ -52,14 +52,12 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
             if i == n_hidden:
                 out["grad_norm_z"][layer] = _per_run(g_logits).norm(dim=1)
                 z = logits
-                out["preact_q"][layer] = _per_run(z ** 2).mean(dim=1)
-                out["preact_var"][layer] = _per_run(z).var(dim=1)
+                out["preact_q"][layer], out["preact_var"][layer] = _moments(z)
                 continue
             z, h = cap.z[i], cap.h[i]
             out["grad_norm_z"][layer] = _runs_view(g_z[i], model, z).norm(dim=1)
             out["grad_norm_h"][layer] = _runs_view(g_h[i], model, z).norm(dim=1)
-            out["preact_q"][layer] = _per_run(z ** 2).mean(dim=1)
-            out["preact_var"][layer] = _per_run(z).var(dim=1)
+            out["preact_q"][layer], out["preact_var"][layer] = _moments(z)
             if h.dim() == 3:
                 dead = (h == 0).all(dim=1)
             else:
@@ -69,10 +67,21 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
     return out
 
 
+def _moments(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per run: the second moment mean(z²) and the (population) variance mean(z²) − mean(z)²."""
+    flat = _per_run(z)
+    m2 = (flat * flat).mean(dim=1)
+    m1 = flat.mean(dim=1)
+    return m2, (m2.double() - m1.double() ** 2).clamp_min(0).float()
+
+
 def _spectral_norm(w: torch.Tensor) -> torch.Tensor:
-    """‖W_r‖₂ per run; NaN for a run whose weights are not finite (a diverged run)."""
+    """‖W_r‖₂ = √λ_max(WᵀW) per run (the smaller Gram matrix); NaN for a run whose weights are not finite."""
     finite = torch.isfinite(w).flatten(1).all(dim=1)
-    s = torch.linalg.svdvals(torch.where(finite[:, None, None], w, torch.zeros_like(w)))[:, 0]
+    if not bool(finite.all()):
+        w = torch.where(finite[:, None, None], w, torch.zeros_like(w))
+    gram = w.transpose(1, 2) @ w if w.shape[2] <= w.shape[1] else w @ w.transpose(1, 2)
+    s = torch.linalg.eigvalsh(gram)[:, -1].clamp_min(0).sqrt()
     return torch.where(finite, s, torch.full_like(s, float("nan")))
 
 
