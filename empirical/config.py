@@ -96,19 +96,9 @@ class StudyConfig:
     time_activations: bool = True
 
     def runs(self) -> list[RunConfig]:
-        out = []
-        for model in self.models:
-            for seed in self.seeds:
-                for init in self.inits:
-                    for act in self.activations:
-                        out.append(RunConfig(
-                            activation=act, seed=seed, init=init, sigma_b2=self.sigma_b2, model=model,
-                            widths=self.widths, channels=self.channels, dataset=self.dataset,
-                            train_size=self.train_size, optimizer=self.optimizer, lr=self.lr,
-                            momentum=self.momentum, batch_size=self.batch_size, epochs=self.epochs,
-                            probe_every=self.probe_every, probe_size=self.probe_size, eps=self.eps,
-                        ))
-        return out
+        shared = {k: getattr(self, k) for k in _SHARED}
+        return [RunConfig(activation=act, seed=seed, init=init, model=model, **shared)
+                for model in self.models for seed in self.seeds for init in self.inits for act in self.activations]
 
     @property
     def folder(self) -> str:
@@ -118,6 +108,9 @@ class StudyConfig:
     def to_json(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self), default=list))
 
+
+_SHARED = tuple(f.name for f in dataclasses.fields(RunConfig)
+                if f.name in {g.name for g in dataclasses.fields(StudyConfig)})
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(description="digits (offline), MLP 64-128-64-10, the seeds' 7 activations, seeds 42 and 451, 20 epochs"),
