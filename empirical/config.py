@@ -45,7 +45,7 @@ class RunConfig:
     momentum: float = 0.0
     batch_size: int = 128
     epochs: int = 20
-    probe_every: int = 50
+    probe_every: int = 100
     probe_size: int = 256
     eps: float = 0.01
 
@@ -88,7 +88,7 @@ class StudyConfig:
     momentum: float = 0.0
     batch_size: int = 128
     epochs: int = 20
-    probe_every: int = 50
+    probe_every: int = 100
     probe_size: int = 256
     eps: float = 0.01
     device: str = "cpu"
