@@ -62,6 +62,7 @@ def toml(tmp_path, text):
 
 RUN_CASES = {
     "unknown activation": (["--activation", "rleu"], ["rleu", "relu"]),
+    "misspelled hyphenated activation": (["--activation", "leaky-rleu"], ["leaky-rleu", "leaky_relu"]),
     "unknown data set": (["--dataset", "mnsit"], ["mnsit", "mnist"]),
     "unknown model": (["--model", "mpl"], ["mpl", "mlp"]),
     "unknown optimiser": (["--optimizer", "adamw"], ["adamw", "adam"]),

@@ -10,6 +10,7 @@ of symbols, numbers, arithmetic and functions, never ``eval``.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -241,7 +242,7 @@ def lookup(spec: str) -> Activation:
     table = _alias_table()
     if key in table:
         return get(key)
-    if any(c in spec for c in "()*+/-^") or spec.strip() == "x":
+    if spec.strip() == "x" or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", spec.strip()):
         return register_formula(spec)
     resolve(spec)
     raise AssertionError

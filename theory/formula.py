@@ -89,7 +89,7 @@ def parse_formula(text: str, params: dict[str, float] | None = None) -> sp.Expr:
         raise FormulaError(f"formula {text!r} cannot be parsed; {allowed_summary()}") from None
     walker = _Walker(params or {}, text)
     expr = walker.visit(tree.body, 0)
-    if not isinstance(expr, sp.Expr) or isinstance(expr, sp.logic.boolalg.Boolean):
+    if not isinstance(expr, sp.Expr) or isinstance(expr, (sp.core.relational.Relational, sp.logic.boolalg.BooleanAtom)):
         raise FormulaError(f"formula {text!r} is not an expression in x")
     if not expr.has(x):
         raise FormulaError(f"formula {text!r} does not depend on x; an activation must be a function of x")

@@ -59,6 +59,9 @@ def test_user_formula_compiles():
     z = torch.linspace(-3, 3, 101, dtype=torch.float64)
     expected = torch.where(z < 0, 0.2 * z, z) + torch.erf(z) / 2
     torch.testing.assert_close(compile_expr(act.expr)(z), expected)
+    identity = registry.lookup("x")
+    assert identity.user and identity.breakpoints() == ()
+    torch.testing.assert_close(compile_expr(identity.expr)(z), z)
 
 
 @pytest.mark.parametrize("model", ["mlp", "tinyvgg"])
