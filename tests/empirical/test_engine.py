@@ -177,7 +177,7 @@ def test_lock_refuses_second_writer(tmp_path):
 
 def test_sigkill_mid_study_then_resume(tmp_path):
     args = ["--name", "k", "--out-dir", str(tmp_path), "--activation", "relu,tanh", "--seeds", "1,2,3",
-            "--widths", "64,64", "--epochs", "6", "--no-progress", "--no-act-timing"]
+            "--widths", "64,64", "--epochs", "40", "--no-progress", "--no-act-timing"]
     cmd = [sys.executable, "-m", "empirical.run", *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = tmp_path / "k" / "parts"

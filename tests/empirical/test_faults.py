@@ -12,7 +12,7 @@ import pandas as pd
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _cmd(out, name="f", epochs="6"):
+def _cmd(out, name="f", epochs="40"):
     return [sys.executable, "-m", "empirical.run", "--name", name, "--out-dir", str(out), "--activation",
             "relu,tanh", "--seeds", "1,2,3", "--widths", "64,64", "--epochs", epochs, "--no-progress",
             "--no-act-timing"]
@@ -47,13 +47,14 @@ def test_sigint_saves_finished_runs_and_says_how_to_resume(tmp_path):
 
 
 def test_second_study_in_the_same_folder_is_refused(tmp_path):
-    first = subprocess.Popen(_cmd(tmp_path, epochs="40"), cwd=ROOT, stdout=subprocess.DEVNULL,
+    first = subprocess.Popen(_cmd(tmp_path, epochs="5000"), cwd=ROOT, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
         while not (tmp_path / "f" / ".lock").exists() and time.time() < deadline:
             time.sleep(0.02)
-        second = subprocess.run(_cmd(tmp_path, epochs="40"), cwd=ROOT, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(_cmd(tmp_path, epochs="5000"), cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert first.poll() is None, "the first study ended before the second started"
         assert second.returncode == 2
         assert "in use by another study" in second.stderr and len(second.stderr.strip().splitlines()) == 1
     finally:
