@@ -190,14 +190,8 @@ def _bare(v) -> str:
 
 
 def _side_x(v) -> str:
-    import sympy as sp
-
-    v = sp.sympify(v)
-    if v is sp.oo:
-        return "x → ∞"
-    if v is -sp.oo:
-        return "x → −∞"
-    return f"x = {_bare(v)}"
+    b = _bare(v)
+    return f"x → {b}" if b in ("∞", "−∞") else f"x = {b}"
 
 
 def property_rows(p) -> list[list[str]]:

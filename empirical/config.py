@@ -67,6 +67,9 @@ class RunConfig:
         return len(self.widths) if self.model == "mlp" else 4
 
 
+_RUN_DEFAULTS = RunConfig()
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """A whole study: the grid of runs, where the data lives, where results go."""
@@ -75,22 +78,22 @@ class StudyConfig:
     activations: tuple[str, ...] = DEFAULT_ACTIVATIONS
     seeds: tuple[int, ...] = (42, 451)
     inits: tuple[str, ...] = ("default",)
-    sigma_b2: float = 0.0
+    sigma_b2: float = _RUN_DEFAULTS.sigma_b2
     models: tuple[str, ...] = ("mlp",)
-    widths: tuple[int, ...] = (128, 64)
-    channels: int = 8
-    dataset: str = "digits"
+    widths: tuple[int, ...] = _RUN_DEFAULTS.widths
+    channels: int = _RUN_DEFAULTS.channels
+    dataset: str = _RUN_DEFAULTS.dataset
     data_dir: str = "~/.cache/actlab/data"
     download: bool = False
-    train_size: int | None = None
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.0
-    batch_size: int = 128
-    epochs: int = 20
-    probe_every: int = 100
-    probe_size: int = 256
-    eps: float = 0.01
+    train_size: int | None = _RUN_DEFAULTS.train_size
+    optimizer: str = _RUN_DEFAULTS.optimizer
+    lr: float = _RUN_DEFAULTS.lr
+    momentum: float = _RUN_DEFAULTS.momentum
+    batch_size: int = _RUN_DEFAULTS.batch_size
+    epochs: int = _RUN_DEFAULTS.epochs
+    probe_every: int = _RUN_DEFAULTS.probe_every
+    probe_size: int = _RUN_DEFAULTS.probe_size
+    eps: float = _RUN_DEFAULTS.eps
     device: str = "cpu"
     out_dir: str = "results"
     time_activations: bool = True

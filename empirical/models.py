@@ -8,8 +8,10 @@ so each run's gradients equal those of the same model trained alone.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import math
+import operator
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -38,10 +40,10 @@ def compile_expr(expr: sp.Expr) -> Callable[[torch.Tensor], torch.Tensor]:
             return lambda t: torch.full_like(t, c)
         if isinstance(e, sp.Add):
             parts = [build(a) for a in e.args]
-            return lambda t: _sum(p(t) for p in parts)
+            return lambda t: functools.reduce(operator.add, (p(t) for p in parts))
         if isinstance(e, sp.Mul):
             parts = [build(a) for a in e.args]
-            return lambda t: _prod(p(t) for p in parts)
+            return lambda t: functools.reduce(operator.mul, (p(t) for p in parts))
         if isinstance(e, sp.Pow):
             base, ex = build(e.base), e.exp
             if ex == sp.Rational(1, 2):
@@ -82,32 +84,8 @@ def _build_cond(cond, build):
         return lambda t: op(lhs(t), rhs(t))
     if isinstance(cond, sp.And):
         parts = [_build_cond(c, build) for c in cond.args]
-        return lambda t: _all(p(t) for p in parts)
+        return lambda t: functools.reduce(operator.and_, (p(t) for p in parts))
     raise ValueError(f"cannot compile condition {cond} to torch")
-
-
-def _sum(it):
-    it = iter(it)
-    out = next(it)
-    for v in it:
-        out = out + v
-    return out
-
-
-def _prod(it):
-    it = iter(it)
-    out = next(it)
-    for v in it:
-        out = out * v
-    return out
-
-
-def _all(it):
-    it = iter(it)
-    out = next(it)
-    for v in it:
-        out = out & v
-    return out
 
 
 def torch_activation(act: registry.Activation, native: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:

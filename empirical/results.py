@@ -172,8 +172,9 @@ class Store:
         atomic_write(os.path.join(part, "manifest.json"),
                      json.dumps({n: _sha(d) for n, d in files.items()}, sort_keys=True))
 
-    def merge(self, order: Iterable[str], log=None) -> None:
-        """Rebuild the four merged tables from the parts of the runs in ``order`` that are finished.
+    def merge(self, order: Iterable[str], log=None) -> dict[str, dict]:
+        """Rebuild the four merged tables from the parts of the runs in ``order`` that are finished;
+        return ``finished()``'s rows.
 
         A merged table whose bytes differ from what was last written here (edited or truncated by
         hand) is not merged into: it is kept beside as ``<table>.csv.edited`` and named in the log.
@@ -208,6 +209,7 @@ class Store:
                                        f"{os.path.basename(path)}.edited and rebuilt from parts/")
             atomic_write(path, text)
         atomic_write(sums_path, json.dumps({t: _sha(x.encode()) for t, x in texts.items()}))
+        return rows
 
     def write_study(self, info: dict) -> None:
         atomic_write(os.path.join(self.folder, "study.json"), json.dumps(info, indent=1, sort_keys=True, default=str))

@@ -172,8 +172,7 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
             info.update(status="interrupted", wall_time_s=round(time.perf_counter() - t0, 3))
             store.write_study(info)
             raise
-        store.merge(order, log)
-        rows = store.finished()
+        rows = store.merge(order, log)
         wall = time.perf_counter() - t0
         info.update(status="complete", wall_time_s=round(wall, 3))
         store.write_study(info)
