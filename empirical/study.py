@@ -12,6 +12,7 @@ from empirical.config import ConfigError, RunConfig, StudyConfig
 from empirical.executors import run_local, run_ray
 from empirical.tasks import data_spec, load_data, plan
 from empirical.train import RunRecords, resolve_device
+from theory.init import critical_sigma_w2
 
 
 def preflight(cfg: StudyConfig, check_device: bool = True) -> frozenset[str]:
@@ -28,8 +29,6 @@ def preflight(cfg: StudyConfig, check_device: bool = True) -> frozenset[str]:
             break
     no_edge = set()
     if "critical" in cfg.inits:
-        from empirical.models import critical_sigma_w2
-
         for act in cfg.activations:
             try:
                 critical_sigma_w2(act, cfg.sigma_b2)

@@ -16,7 +16,7 @@ import torch
 
 from empirical import probes
 from empirical.config import RunConfig
-from empirical.models import Arch, StackedModel, init_params, init_sigmas, torch_activation
+from empirical.models import Arch, StackedModel, init_params, init_sigmas, layer_sigmas, torch_activation
 from theory import activations as registry
 
 
@@ -225,6 +225,9 @@ def _finish(rec: RunRecords, r: int, diverged_step, layer_rows, group_time, act_
                     continue
                 rec.layers.append({"step": step, "epoch": epoch, "layer": layer, "metric": metric,
                                    "value": _num(float(values[r]))})
+    for layer, (w2, b2) in enumerate(layer_sigmas(arch, cfg.init, cfg.activation, cfg.sigma_b2, cfg.sigma_w2), 1):
+        rec.layers += [{"step": 0, "epoch": 0, "layer": layer, "metric": "sigma_w2", "value": w2},
+                       {"step": 0, "epoch": 0, "layer": layer, "metric": "sigma_b2", "value": b2}]
     first_grad = [row["value"] for row in rec.layers if row["metric"] == "mean_abs_grad" and row["layer"] == 1]
     epochs = rec.epochs
     reach = next((e["epoch"] for e in epochs if (e["test_acc"] or 0) >= 0.9), None)

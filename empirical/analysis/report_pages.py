@@ -14,12 +14,15 @@ from pathlib import Path
 
 from empirical.analysis import figures as plots
 from empirical.analysis.results_schema import activation_order, prediction_files, read_csv, variant_labels
+from theory import init as init_table
 
 REPO = Path(__file__).resolve().parents[2]
 SIGMA_W2_MIN, SIGMA_W2_MAX, SIGMA_W2_POINTS = 0.05, 4.0, 48
 SIGMA_B2_VALUES = (0.0, 0.05)          # one χ₁/q* figure per bias variance
-# σ_w² of common initialisations, for the mean-field table on each activation's page.
-STANDARD_SIGMA_W2 = (("PyTorch default", 1 / 3), ("LeCun / Xavier", 1.0), ("He", 2.0))
+# σ_w² of common initialisations (square layers), for the mean-field table on each activation's page.
+STANDARD_SIGMA_W2 = tuple((label, init_table.sigmas(scheme, 1, 1)[0])
+                          for label, scheme in (("PyTorch default", "default"), ("LeCun / Xavier", "xavier"),
+                                                ("He", "he")))
 
 
 # ---------------------------------------------------------------------------------------------

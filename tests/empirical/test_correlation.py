@@ -15,7 +15,7 @@ from empirical import config as C
 from empirical.correlation import input_pairs, measure_activation
 from empirical.data import DataSpec, load
 from empirical.models import init_params, Arch
-from empirical.study import plan
+from empirical.tasks import plan
 from empirical.train import train_group
 
 WIDTH, SEEDS, DEPTH = 1024, (1, 2, 3), 8
