@@ -101,7 +101,7 @@ class StudyConfig:
     probe_size: int = _RUN_DEFAULTS.probe_size
     eps: float = _RUN_DEFAULTS.eps
     device: str = "cpu"
-    out_dir: str = "results"
+    out_dir: str = "runs"
     time_activations: bool = True
     correlation: bool = False
 

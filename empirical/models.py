@@ -69,7 +69,7 @@ def compile_expr(expr: sp.Expr) -> Callable[[torch.Tensor], torch.Tensor]:
         if fn is not None and len(e.args) == 1:
             inner = build(e.args[0])
             return lambda t: fn(inner(t))
-        raise ValueError(f"cannot compile {e.func.__name__} in {expr} to torch")
+        raise registry.FormulaError(f"cannot compile {e.func.__name__} in {expr} to torch")
 
     f = build(expr)
     return lambda t: f(t)
@@ -86,7 +86,7 @@ def _build_cond(cond, build):
     if isinstance(cond, sp.And):
         parts = [_build_cond(c, build) for c in cond.args]
         return lambda t: functools.reduce(operator.and_, (p(t) for p in parts))
-    raise ValueError(f"cannot compile condition {cond} to torch")
+    raise registry.FormulaError(f"cannot compile condition {cond} to torch")
 
 
 def torch_activation(act: registry.Activation, native: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:

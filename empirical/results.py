@@ -215,6 +215,28 @@ class Store:
         atomic_write(os.path.join(self.folder, "study.json"), json.dumps(info, indent=1, sort_keys=True, default=str))
 
 
+def code_revision() -> str:
+    """The code that wrote a study: ``git:<commit>`` (``+dirty`` with uncommitted changes) in a checkout,
+    else ``actlab <version>`` of the installed package, else "unknown"."""
+    import subprocess
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return f"git:{head}" + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib import metadata
+
+    try:
+        return f"actlab {metadata.version('actlab')}"
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def environment() -> dict:
     """Versions and machine facts recorded in study.json."""
     import numpy

@@ -73,6 +73,20 @@ def write_correlation(cfg: StudyConfig, folder: str, log: Callable[[str], None] 
     return {**dataclasses.asdict(spec), "time_s": round(took, 3)}
 
 
+def _complete(folder: str, cfg: StudyConfig) -> bool:
+    """The folder already holds this study, complete and merged: a rerun has nothing to write."""
+    import json
+    import os
+
+    try:
+        with open(os.path.join(folder, "study.json")) as fh:
+            info = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    merged = all(os.path.isfile(os.path.join(folder, f"{t}.csv")) for t in results.TABLES)
+    return merged and info.get("status") == "complete" and info.get("config") == cfg.to_json()
+
+
 @dataclass
 class Outcome:
     folder: str
@@ -96,6 +110,8 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
     try:
         done = store.finished()
         runs, tasks = plan(cfg, set(done), no_edge)
+        if not tasks and _complete(folder, cfg):
+            return Outcome(folder, runs, done, 0, len(runs), time.perf_counter() - t0)
         if no_edge:
             log(f"init critical: no edge of chaos at sigma_b2={cfg.sigma_b2:g} for {', '.join(sorted(no_edge))}; "
                 "those runs are left out")
@@ -103,6 +119,7 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
         if skipped:
             log(f"resuming: {skipped} of {len(runs)} runs already finished in {folder}; training {len(runs) - skipped}")
         info = {"config": cfg.to_json(), "environment": results.environment(), "status": "running",
+                "code_revision": results.code_revision(),
                 "runs": len(runs), "tasks": len(tasks),
                 "left_out": {"init=critical (no edge of chaos)": sorted(no_edge)}}
         store.write_study(info)

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import torch
 
 from empirical import probes
-from empirical.config import RunConfig
+from empirical.config import ConfigError, RunConfig
 from empirical.models import Arch, StackedModel, init_params, init_sigmas, layer_sigmas, torch_activation
 from theory import activations as registry
 
@@ -35,7 +35,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch sees no CUDA GPU; allowed here: cpu, auto")
+        raise ConfigError("device 'cuda' requested but torch sees no CUDA GPU; allowed here: cpu, auto")
     return torch.device(name)
 
 
