@@ -678,8 +678,8 @@ _U2 = 9.0          # u-range of the two-dimensional quadrature (tail e^{-40.5})
 
 def _graded_around(centre: float, scale: float, lo: float, hi: float) -> np.ndarray:
     """centre ± scale·2^j (j = −3, −2, …) inside [lo, hi]: panels refined towards a feature."""
-    if not (math.isfinite(centre) and scale > 0) or not lo - 1 < centre < hi + 1:
-        return np.empty(0)
+    if not (math.isfinite(centre) and 0 < scale < hi - lo) or not lo - 1 < centre < hi + 1:
+        return np.array([centre]) if lo < centre < hi else np.empty(0)
     steps = scale * 2.0 ** np.arange(-3, 64)
     steps = steps[steps < (hi - lo)]
     pts = np.concatenate([[centre], centre - steps, centre + steps])
