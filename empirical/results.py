@@ -211,6 +211,19 @@ class Store:
         atomic_write(sums_path, json.dumps({t: _sha(x.encode()) for t, x in texts.items()}))
         return rows
 
+    def merged_intact(self) -> bool:
+        """True iff every merged table exists with the bytes this program last wrote (.merged.json)."""
+        try:
+            with open(os.path.join(self.folder, ".merged.json")) as fh:
+                last = json.load(fh)
+            for table in TABLES:
+                with open(os.path.join(self.folder, f"{table}.csv"), "rb") as fh:
+                    if _sha(fh.read()) != last[table]:
+                        return False
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return True
+
     def write_study(self, info: dict) -> None:
         atomic_write(os.path.join(self.folder, "study.json"), json.dumps(info, indent=1, sort_keys=True, default=str))
 

@@ -3,6 +3,8 @@ write each task's runs atomically, merge the tables.
 """
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -74,17 +76,13 @@ def write_correlation(cfg: StudyConfig, folder: str, log: Callable[[str], None] 
 
 
 def _complete(folder: str, cfg: StudyConfig) -> bool:
-    """The folder already holds this study, complete and merged: a rerun has nothing to write."""
-    import json
-    import os
-
+    """study.json says this study is complete: with nothing left to train a rerun has nothing to write."""
     try:
         with open(os.path.join(folder, "study.json")) as fh:
             info = json.load(fh)
     except (OSError, ValueError):
         return False
-    merged = all(os.path.isfile(os.path.join(folder, f"{t}.csv")) for t in results.TABLES)
-    return merged and info.get("status") == "complete" and info.get("config") == cfg.to_json()
+    return info.get("status") == "complete" and info.get("config") == cfg.to_json()
 
 
 @dataclass
@@ -110,7 +108,7 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
     try:
         done = store.finished()
         runs, tasks = plan(cfg, set(done), no_edge)
-        if not tasks and _complete(folder, cfg):
+        if not tasks and store.merged_intact() and _complete(folder, cfg):
             return Outcome(folder, runs, done, 0, len(runs), time.perf_counter() - t0)
         if no_edge:
             log(f"init critical: no edge of chaos at sigma_b2={cfg.sigma_b2:g} for {', '.join(sorted(no_edge))}; "

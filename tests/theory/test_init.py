@@ -28,12 +28,13 @@ def test_table_matches_pytorch_variances(fan_in, fan_out):
     assert I.sigmas("torch_default", fan_in, fan_out) == I.sigmas("default", fan_in, fan_out)
 
 
-def test_critical_gaussian_and_errors():
+def test_critical_gaussian_and_errors(monkeypatch):
     assert I.sigmas("critical", 10, 20, act="tanh", sigma_b2=0.05) == (
         pytest.approx(float(meanfield.critical_sigma_w2("tanh", 0.05))), 0.05)
     assert I.sigmas("gaussian", 3, 4, sigma_w2=1.7, sigma_b2=0.2) == (1.7, 0.2)
+    monkeypatch.setattr(meanfield, "critical_sigma_w2", lambda act, sb2: float("nan"))   # no edge of chaos
     with pytest.raises(ValueError, match="no edge of chaos"):
-        I.sigmas("critical", 10, 10, act="sigmoid")
+        I.sigmas("critical", 10, 10, act="tanh", sigma_b2=0.123)
     with pytest.raises(ValueError, match="allowed"):
         I.sigmas("orthogonal", 10, 10)
     with pytest.raises(ValueError, match="positive sigma_w2"):
