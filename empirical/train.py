@@ -16,7 +16,7 @@ import torch
 
 from empirical import probes
 from empirical.config import RunConfig
-from empirical.models import Arch, StackedModel, init_params, init_sigmas, torch_activation
+from empirical.models import Arch, StackedModel, conv_strategy, init_params, init_sigmas, torch_activation
 from theory import activations as registry
 
 
@@ -85,8 +85,11 @@ def make_optimizer(params: Sequence[torch.Tensor], cfg: RunConfig) -> torch.opti
 
 def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "cpu",
                 progress: Callable[[int], None] | None = None, time_activations: bool = True,
-                native: bool = True) -> list[RunRecords]:
-    """Train ``runs`` (one group) together on ``data`` (an ``empirical.data.Dataset``)."""
+                native: bool = True, conv: str = "auto") -> list[RunRecords]:
+    """Train ``runs`` (one group) together on ``data`` (an ``empirical.data.Dataset``).
+
+    ``conv`` picks TinyVGG's convolution strategy (``empirical.models.conv_strategy``); results do not depend on it.
+    """
     device = torch.device(device)
     first = runs[0]
     keys = {r.group_key for r in runs}
@@ -97,7 +100,7 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
     act_objs = [registry.lookup(a) for a in acts]
     fns = [torch_activation(a, native=native) for a in act_objs]
     arch = Arch(first.model, tuple(data.input_shape), data.num_classes, tuple(first.widths), first.channels)
-    model = StackedModel(arch, fns, slices)
+    model = StackedModel(arch, fns, slices, conv_strategy(device, conv))
 
     x_train = data.x_train.to(device)
     y_train = data.y_train.to(device)
