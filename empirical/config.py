@@ -67,6 +67,12 @@ class RunConfig:
         return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
 
     @property
+    def program_key(self) -> tuple:
+        """Runs with equal keys can share one batched program: the group key less the seed (each run keeps its
+        own seed's initialisation, batch order and probe batch)."""
+        return tuple(kv for kv in self.group_key if kv[0] != "seed")
+
+    @property
     def depth(self) -> int:
         return len(self.widths) if self.model == "mlp" else 4
 

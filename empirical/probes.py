@@ -41,7 +41,8 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
     g_logits = grads[-1]
     R = model.R
     with torch.no_grad():
-        out["preact_q"][0] = (x.float() ** 2).mean().expand(R).clone()
+        shared = x.dim() == len(model.arch.input_shape) + 1
+        out["preact_q"][0] = (x.float() ** 2).mean().expand(R).clone() if shared else _per_run(x.float() ** 2).mean(1)
         for i in range(n_hidden + 1):
             layer = i + 1
             gw = g_params[2 * i]

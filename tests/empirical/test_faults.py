@@ -13,8 +13,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _cmd(out, name="f", epochs="40"):
+    """Three programs (depths 1, 2, 3) of two runs: the seeds of one data set and model would share one."""
     return [sys.executable, "-m", "empirical.run", "--name", name, "--out-dir", str(out), "--activation",
-            "relu,tanh", "--seeds", "1,2,3", "--widths", "64,64", "--epochs", epochs, "--no-progress",
+            "relu,tanh", "--seeds", "1", "--depths", "1,2,3", "--width", "64", "--epochs", epochs, "--no-progress",
             "--no-act-timing"]
 
 
