@@ -1,0 +1,1 @@
+"""Reading results folders: schema, theory at the measured configuration, claims, verdicts, figures."""
