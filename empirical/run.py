@@ -88,9 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data-dir", help=f"where torchvision data sets live (default: {d.data_dir})")
     g.add_argument("--download", action="store_true", default=None, help="download the data set if missing (needs network)")
     g.add_argument("--train-size", type=_num(int), help="stratified low-sample training subset of N examples (default: all)")
+    g.add_argument("--train-sizes", type=_csv(int), metavar="N,N,...",
+                   help="sweep nested stratified training subsets of these sizes (replaces --train-size)")
+    g.add_argument("--subset-seed", type=_num(int),
+                   help="draw the training subset with this seed for every run, so that seeds vary the "
+                        "initialisation only (default: each run's own seed)")
+    g.add_argument("--no-normalize", action="store_true",
+                   help="feed pixels in [0, 1] without per-channel standardisation (Keras-style)")
     g = p.add_argument_group("training")
     g.add_argument("--optimizer", help=f"{' or '.join(C.OPTIMIZERS)} (default: {d.optimizer})")
     g.add_argument("--lr", type=_num(float), help=f"learning rate (default: {d.lr:g})")
+    g.add_argument("--adam-eps", type=_num(float), help=f"Adam's epsilon (default: {d.adam_eps:g}; Keras uses 1e-7)")
+    g.add_argument("--torch-defaults", action="store_true",
+                   help="torch's defaults where a preset follows Keras: default init, standardised inputs, "
+                        "Adam eps 1e-8 (e.g. --preset mnist-mlp --torch-defaults)")
     g.add_argument("--momentum", type=_num(float), help=f"SGD momentum (default: {d.momentum:g})")
     g.add_argument("--batch-size", type=_num(int), help=f"batch size (default: {d.batch_size})")
     g.add_argument("--epochs", type=_num(int), help=f"epochs (default: {d.epochs})")
@@ -115,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _FLAG_KEYS = ("name", "out_dir", "seeds", "widths", "channels", "sigma_b2", "dataset", "data_dir", "download",
               "train_size", "optimizer", "lr", "momentum", "batch_size", "epochs", "device", "probe_every",
-              "probe_size", "eps")
+              "probe_size", "eps", "adam_eps", "subset_seed", "train_sizes")
 
 
 def config_from_args(args: argparse.Namespace) -> C.StudyConfig:
@@ -134,6 +145,14 @@ def config_from_args(args: argparse.Namespace) -> C.StudyConfig:
         over["width"] = args.width if args.width is not None else 128
     if args.no_act_timing:
         over["time_activations"] = False
+    if args.no_normalize:
+        over["normalize"] = False
+    if args.torch_defaults:
+        over.update(C.TORCH_DEFAULTS)
+        if args.init:
+            over["inits"] = [i.strip() for item in args.init for i in item.split(",") if i.strip()]
+    if args.train_size is not None and args.train_sizes is None:
+        over["train_sizes"] = []
     cfg = C.from_mapping(over, base=cfg, source="flags")
     return C.validate(cfg)
 

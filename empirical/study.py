@@ -44,11 +44,17 @@ def plan(cfg: StudyConfig, skip: set[str] = frozenset(),
 _DATA_CACHE: dict = {}
 
 
-def data_spec(cfg: StudyConfig, seed: int):
+def data_spec(cfg: StudyConfig, run: RunConfig | int):
+    """The data of ``run`` (or of seed ``run`` at the study's first training-set size): the subset is
+    drawn with ``subset_seed`` when set (the same for every seed), else with the run's seed."""
     from empirical.data import DataSpec
 
-    return DataSpec(name=cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
-                    train_size=cfg.train_size, seed=seed)
+    if isinstance(run, RunConfig):
+        seed, size = run.seed, run.train_size
+    else:
+        seed, size = run, (cfg.train_sizes[0] if cfg.train_sizes else cfg.train_size)
+    return DataSpec(name=cfg.dataset, data_dir=cfg.data_dir, download=cfg.download, train_size=size,
+                    seed=seed if cfg.subset_seed is None else cfg.subset_seed, normalize=cfg.normalize)
 
 
 def load_data(spec):
@@ -64,8 +70,13 @@ def load_data(spec):
 def run_task(task: Task, spec, device: str, time_activations: bool = True,
              progress: Callable[[int], None] | None = None) -> list[RunRecords]:
     data = load_data(spec)
-    return train_group(task.runs, data, resolve_device(device), progress=progress,
-                       time_activations=time_activations)
+    records = train_group(task.runs, data, resolve_device(device), progress=progress,
+                          time_activations=time_activations)
+    if time_activations:
+        from empirical.timing import attach_solo_times
+
+        attach_solo_times(records, data, resolve_device(device))
+    return records
 
 
 def steps_of(task: Task, n_train: int) -> int:
@@ -81,9 +92,9 @@ def preflight(cfg: StudyConfig, check_device: bool = True) -> frozenset[str]:
     """
     if check_device:
         resolve_device(cfg.device)
-    for seed in dict.fromkeys(cfg.seeds):
-        load_data(data_spec(cfg, seed))
-        if cfg.train_size is None:
+    for run in {(r.seed if cfg.subset_seed is None else 0, r.train_size): r for r in cfg.runs()}.values():
+        load_data(data_spec(cfg, run))
+        if cfg.train_size is None and not cfg.train_sizes:
             break
     no_edge = set()
     if "critical" in cfg.inits:
@@ -146,9 +157,15 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
         skipped = len(runs) - sum(len(t.runs) for t in tasks)
         if skipped:
             log(f"resuming: {skipped} of {len(runs)} runs already finished in {folder}; training {len(runs) - skipped}")
+        previous = store.read_study()
+        resumed = skipped or previous.get("status") == "interrupted"
+        compute = float(previous.get("compute_time_s", previous.get("wall_time_s", 0.0)) or 0.0) if resumed else 0.0
+        from empirical.timing import METHOD
+
         info = {"config": cfg.to_json(), "environment": results.environment(), "status": "running",
                 "runs": len(runs), "tasks": len(tasks),
-                "left_out": {"init=critical (no edge of chaos)": sorted(no_edge)}}
+                "left_out": {"init=critical (no edge of chaos)": sorted(no_edge)},
+                "compute_time_s": round(compute, 3), "timing_method": METHOD}
         store.write_study(info)
         write_samples(cfg, folder)
         order = [r.run_id for r in runs]
@@ -169,12 +186,14 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
                 run_local(cfg, tasks, commit, progress=progress, **executor_opts)
         except KeyboardInterrupt:
             store.merge(order, log)
-            info.update(status="interrupted", wall_time_s=round(time.perf_counter() - t0, 3))
+            wall = time.perf_counter() - t0
+            info.update(status="interrupted", wall_time_s=round(wall, 3), compute_time_s=round(compute + wall, 3))
             store.write_study(info)
             raise
         rows = store.merge(order, log)
         wall = time.perf_counter() - t0
-        info.update(status="complete", wall_time_s=round(wall, 3))
+        info.update(status="complete", wall_time_s=round(wall, 3),
+                    compute_time_s=round(compute + (wall if tasks else 0.0), 3))
         store.write_study(info)
         return Outcome(folder, runs, rows, len(runs) - skipped, skipped, wall)
     finally:

@@ -1,0 +1,182 @@
+"""The claim model: every measurable claim with its kind, its relation written out, its numbers and a
+verdict in {held, failed, inconclusive, not applicable} with a one-line reason.
+
+Kinds (counted separately on every page; sanity checks apart from the rest):
+
+- ``prediction``: a number from theory with a tolerance, |m̄ − p| ≤ tol. With seeds the 95 % interval
+  [lo, hi] of the mean m̄ decides: inside [p − tol, p + tol] → held, disjoint from it → failed,
+  straddling an edge → inconclusive (and the number of seeds that would make the interval narrow
+  enough is given). With one seed the point value decides.
+- ``bound``: m ≤ b(1 + tol), a one-sided inequality predicted by theory.
+- ``ordering``: a predicted order or trend (a rank, a monotone profile), by its stated test.
+- ``hypothesis``: a claim from the seeds, tested across seeds paired by seed: one-sided exact test of
+  effect > 0, Holm-corrected over the study's family of hypotheses; held iff p_Holm ≤ α, failed iff the
+  opposite one-sided p_Holm ≤ α, inconclusive otherwise — in particular whenever the n seeds cannot
+  reach α at all (2⁻ⁿ > α), with the number of seeds that could.
+- ``sanity``: a theorem the code must satisfy (a bound that cannot fail unless the code is wrong, a
+  quantity that is 0 by construction). Held/failed; a failure is a bug, not evidence about theory.
+
+``not applicable`` means a precondition is unmet (a model that never learned, a degenerate fit,
+missing data); it is never used for "cannot tell", which is ``inconclusive``, and "cannot tell" is
+never ``failed``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from empirical.analysis import stats as S
+
+__all__ = ["KINDS", "VERDICTS", "HELD", "FAILED", "INCONCLUSIVE", "NOT_APPLICABLE", "FIELDS", "Claim",
+           "tolerance_verdict", "bound_verdict", "paired_verdict", "seeds_for_interval", "apply_holm",
+           "counts", "interval"]
+
+KINDS = ("prediction", "bound", "ordering", "hypothesis", "sanity")
+HELD, FAILED, INCONCLUSIVE, NOT_APPLICABLE = "held", "failed", "inconclusive", "not applicable"
+VERDICTS = (HELD, FAILED, INCONCLUSIVE, NOT_APPLICABLE)
+FIELDS = ("study", "kind", "claim", "activation", "setting", "relation", "predicted", "measured", "lo", "hi",
+          "measured_std", "tolerance", "n", "p_value", "p_adjusted", "verdict", "reason", "detail")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim checked against one measurement.
+
+    ``relation`` is the tested relation in symbols (m the measured value, p the prediction, b a bound);
+    ``lo``/``hi`` a 95 % interval of m (nan if none); ``n`` the seeds behind m; ``p_value`` the test's
+    one-sided p where there is a test, ``p_adjusted`` after Holm; ``reason`` one line for the verdict;
+    ``detail`` the numbers behind it.
+    """
+
+    study: str
+    kind: str
+    claim: str
+    activation: str
+    setting: str
+    relation: str
+    predicted: float = math.nan
+    measured: float = math.nan
+    lo: float = math.nan
+    hi: float = math.nan
+    measured_std: float = math.nan
+    tolerance: float = math.nan
+    n: int = 0
+    p_value: float = math.nan
+    p_adjusted: float = math.nan
+    verdict: str = NOT_APPLICABLE
+    reason: str = ""
+    detail: str = ""
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"claim kind {self.kind!r}; allowed: {', '.join(KINDS)}")
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict {self.verdict!r}; allowed: {', '.join(VERDICTS)}")
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def interval(values: Sequence[float]) -> tuple[float, float, float, float, int]:
+    """(mean, sd, lo, hi, n) of finite per-seed values with the Student-t 95 % interval of the mean."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan, math.nan, 0
+    lo, hi = S.mean_ci(v)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, lo, hi, len(v)
+
+
+def seeds_for_interval(sd: float, margin: float, cap: int = 1000) -> int | None:
+    """Fewest seeds n whose t-interval half-width t_{0.975, n−1}·sd/√n is ≤ margin (None if > cap)."""
+    from scipy.stats import t
+
+    if not (np.isfinite(sd) and margin > 0):
+        return None
+    if sd == 0:
+        return 2
+    for n in range(2, cap + 1):
+        if float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n) <= margin:
+            return n
+    return None
+
+
+def tolerance_verdict(m: float, p: float, tol: float, lo: float = math.nan, hi: float = math.nan,
+                      sd: float = math.nan) -> tuple[str, str]:
+    """Verdict of |m − p| ≤ tol from the interval [lo, hi] of m when there is one (see module docstring)."""
+    if not (np.isfinite(m) and np.isfinite(p) and np.isfinite(tol)):
+        return NOT_APPLICABLE, "no finite measurement or prediction"
+    a, b = p - tol, p + tol
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        ok = abs(m - p) <= tol
+        return (HELD if ok else FAILED), (f"|m − p| = {abs(m - p):.3g} {'≤' if ok else '>'} tol = {tol:.3g} "
+                                          "(one seed: no interval)")
+    if a <= lo and hi <= b:
+        return HELD, f"95 % interval of m [{lo:.3g}, {hi:.3g}] lies within p ± tol [{a:.3g}, {b:.3g}]"
+    if hi < a or lo > b:
+        return FAILED, f"95 % interval of m [{lo:.3g}, {hi:.3g}] lies outside p ± tol [{a:.3g}, {b:.3g}]"
+    margin = tol - abs(m - p)
+    need = seeds_for_interval(sd, abs(margin)) if margin != 0 else None
+    return INCONCLUSIVE, (f"95 % interval of m [{lo:.3g}, {hi:.3g}] straddles an edge of p ± tol "
+                          f"[{a:.3g}, {b:.3g}]" + (f"; about {need} seeds would decide" if need else ""))
+
+
+def bound_verdict(m: float, b: float, tol: float, what: str = "m") -> tuple[str, str]:
+    """Verdict of m ≤ b(1 + tol)."""
+    if not (np.isfinite(m) and np.isfinite(b)):
+        return NOT_APPLICABLE, "no finite measurement"
+    lim = b * (1 + tol)
+    ok = m <= lim
+    return (HELD if ok else FAILED), f"{what} = {m:.4g} {'≤' if ok else '>'} b(1 + tol) = {lim:.4g}"
+
+
+def paired_verdict(test: S.PairedTest, p_adj: float, p_opp_adj: float, alpha: float = S.ALPHA,
+                 m: int = 1) -> tuple[str, str]:
+    """Verdict of a one-sided paired test after Holm over m hypotheses, with the power rule first."""
+    if test.n == 0:
+        return NOT_APPLICABLE, "no seed pair with both measurements"
+    if not test.reachable:
+        return INCONCLUSIVE, (f"{test.n} seed(s): the smallest attainable p is {test.p_min:.3g} > α = {alpha:g}, "
+                              f"so no outcome could decide; {S.seeds_needed(alpha)} seeds could "
+                              f"({S.seeds_needed(alpha, m)} under Holm over {m})")
+    if p_adj <= alpha:
+        return HELD, f"{test.method} p = {test.p:.3g}, Holm-adjusted {p_adj:.3g} ≤ α = {alpha:g}"
+    if p_opp_adj <= alpha:
+        return FAILED, (f"the opposite direction is significant: {test.method} p = {test.p_opposite:.3g}, "
+                        f"Holm-adjusted {p_opp_adj:.3g} ≤ α = {alpha:g}")
+    need = S.seeds_needed(alpha, m)
+    return INCONCLUSIVE, (f"{test.method} p = {test.p:.3g} (Holm {p_adj:.3g}) and opposite p = "
+                          f"{test.p_opposite:.3g} (Holm {p_opp_adj:.3g}) both > α = {alpha:g}: the effect "
+                          f"[{test.ci_lo:.3g}, {test.ci_hi:.3g}] is not decided by {test.n} seeds"
+                          + (f" (under Holm over {m} a unanimous result needs {need})" if test.n < need else ""))
+
+
+def apply_holm(pending: Sequence[tuple[Claim, S.PairedTest | None]], alpha: float = S.ALPHA) -> list[Claim]:
+    """Finish a study's family of tested claims: Holm over the tests in each direction, then verdicts.
+
+    ``pending`` pairs each claim with its test (None for claims already decided, e.g. not applicable);
+    only claims with a test enter the family, and m is their number.
+    """
+    tested = [(i, t) for i, (_, t) in enumerate(pending) if t is not None and t.n > 0]
+    m = max(len(tested), 1)
+    p_adj = S.holm([t.p for _, t in tested])
+    q_adj = S.holm([t.p_opposite for _, t in tested])
+    out = [c for c, _ in pending]
+    for (i, t), pa, qa in zip(tested, p_adj, q_adj):
+        v, why = paired_verdict(t, pa, qa, alpha, m)
+        c = out[i]
+        out[i] = replace(c, p_value=t.p, p_adjusted=pa, verdict=v, n=t.n,
+                         reason=why if not c.reason else f"{why}; {c.reason}",
+                         detail=(t.describe() + ("; " + c.detail if c.detail else "")))
+    return out
+
+
+def counts(claims: Iterable[Claim | dict]) -> dict[str, dict[str, int]]:
+    """kind → verdict → number of claims (every kind and verdict present, zeros included)."""
+    out = {k: {v: 0 for v in VERDICTS} for k in KINDS}
+    for c in claims:
+        kind, verdict = (c["kind"], c["verdict"]) if isinstance(c, dict) else (c.kind, c.verdict)
+        out[kind][verdict] += 1
+    return out
