@@ -81,9 +81,9 @@ def area_under_log_loss(loss: Sequence[float]) -> float:
     return float(np.mean(np.log(y))) if len(y) else math.nan
 
 
-def never_learned(best_test_acc: float, num_classes: int = 10, margin: float = CHANCE_MARGIN) -> bool:
-    """True when the best test accuracy is within ``margin`` of chance 1/C: the run did not learn."""
-    return not (np.isfinite(best_test_acc) and best_test_acc > 1.0 / num_classes + margin)
+def never_learned(test_acc: float, num_classes: int = 10, margin: float = CHANCE_MARGIN) -> bool:
+    """True when the (final) test accuracy is within ``margin`` of chance 1/C, or missing: the run did not learn."""
+    return not (np.isfinite(test_acc) and test_acc > 1.0 / num_classes + margin)
 
 
 def lag1_autocorrelation(r: Sequence[float]) -> float:

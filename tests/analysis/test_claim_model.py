@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from empirical.analysis import claim as V
+from empirical.analysis import verdicts as V
 from empirical.analysis import stats as S
 
 
