@@ -508,13 +508,18 @@ def predicted_depth_profile(runs: pd.DataFrame, layers: pd.DataFrame, *,
 
 
 def predicted_vs_measured(pred: pd.DataFrame, out: str | Path) -> list[Path]:
-    """Predicted against measured value of each claim (one panel per claim), y = x drawn.
+    """Predicted against measured value of each point prediction (kind ``prediction``; one panel per
+    claim), with y = x and the band p ± tol. Bounds, orderings, hypotheses and sanity checks are not
+    points on a y = x line and are left out.
 
-    Marker: circle = held, cross = failed; rows "not applicable" or without numbers are skipped.
-    Error bars are ``measured_std`` where given. Axes are log-scaled when all values are positive.
+    Marker: filled circle = held, cross = failed, open square = inconclusive; "not applicable" rows and
+    rows without numbers are skipped. Error bars: the 95 % interval [lo, hi] of the seed mean where
+    given. Axes are log-scaled when all values are positive.
     """
     df = pred.copy()
-    for c in ("predicted", "measured", "measured_std"):
+    if "kind" in df.columns:
+        df = df[df["kind"] == "prediction"]
+    for c in ("predicted", "measured", "lo", "hi", "tolerance"):
         if c in df.columns:
             df[c] = pd.to_numeric(df[c], errors="coerce")
     df = df[np.isfinite(df["predicted"]) & np.isfinite(df["measured"])]
@@ -524,14 +529,16 @@ def predicted_vs_measured(pred: pd.DataFrame, out: str | Path) -> list[Path]:
     ncols = min(3, len(claims))
     nrows = math.ceil(len(claims) / ncols)
     fig, axes = _figure(ncols, nrows, w=3.8, h=3.6)
-    markers = {"held": "o", "failed": "X"}
+    markers = {"held": "o", "failed": "X", "inconclusive": "s"}
     for ax, claim in zip(axes.ravel(), claims):
         d = df[df["claim"] == claim]
         for _, r in d.iterrows():
             col = color_for(r["activation"])
             m = markers.get(str(r.get("verdict", "")), "s")
-            err = r.get("measured_std")
-            ax.errorbar(r["predicted"], r["measured"], yerr=err if np.isfinite(err or np.nan) else None,
+            lo, hi = r.get("lo", np.nan), r.get("hi", np.nan)
+            err = ([[r["measured"] - lo], [hi - r["measured"]]]
+                   if np.isfinite(lo) and np.isfinite(hi) and lo <= r["measured"] <= hi else None)
+            ax.errorbar(r["predicted"], r["measured"], yerr=err,
                         fmt=m, color=col, mfc=col if m == "o" else "none", ms=6, mew=1.5, capsize=2)
         if len(d):
             lo = float(np.nanmin(d[["predicted", "measured"]].to_numpy()))
@@ -559,7 +566,8 @@ def predicted_vs_measured(pred: pd.DataFrame, out: str | Path) -> list[Path]:
     handles = [Line2D([], [], color=color_for(a), marker="o", ls="", label=a)
                for a in activation_order(df["activation"].unique())] if len(df) else []
     handles += [Line2D([], [], color="k", marker="o", ls="", label="held"),
-                Line2D([], [], color="k", marker="X", mfc="none", ls="", label="failed")]
+                Line2D([], [], color="k", marker="X", mfc="none", ls="", label="failed"),
+                Line2D([], [], color="k", marker="s", mfc="none", ls="", label="inconclusive")]
     fig.legend(handles=handles, loc="outside right upper", fontsize=7)
     return save(fig, out)
 

@@ -153,6 +153,8 @@ def paired_verdict(test: S.PairedTest, p_adj: float, p_opp_adj: float, alpha: fl
     """Verdict of a one-sided paired test after Holm over m hypotheses, with the power rule first."""
     if test.n == 0:
         return NOT_APPLICABLE, "no seed pair with both measurements"
+    if test.n_pos + test.n_neg == 0:
+        return INCONCLUSIVE, f"the difference is 0 in all {test.n} seeds: no direction to test"
     if not test.reachable:
         return INCONCLUSIVE, (f"{test.n} seed(s): the smallest attainable p is {test.p_min:.3g} > α = {alpha:g}, "
                               f"so no outcome could decide; {S.seeds_needed(alpha)} seeds could "

@@ -224,12 +224,13 @@ def _selu(study, setting, g) -> list[Pending]:
     table = {a: _by_seed(g, a) for a in acts}
     others = [a for a in acts if a != "selu"]
     k = max(2, math.ceil(len(acts) / 3))
+    kth = f"{k}{'nd' if k == 2 else 'rd' if k == 3 else 'th'}"
     out = []
     for claim, rel, val in (
             ("selu_starts_highest_loss", "d = first-batch loss(selu) − max over the others > 0 (sign-flip)",
              lambda m: m.initial_loss),
             ("selu_ends_among_lowest_loss", f"rank of selu's final train loss ≤ {k} of {len(acts)}: d = the "
-                                            f"{k}-th lowest of the others − selu's > 0 (sign-flip)",
+                                            f"{kth} lowest of the others − selu's > 0 (sign-flip)",
              lambda m: m.final_loss)):
         d = []
         for s in seeds:
