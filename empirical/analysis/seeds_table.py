@@ -36,17 +36,24 @@ def _names(label: str) -> set[str]:
     return {p.strip() for p in str(label).replace(" vs ", ",").split(",")}
 
 
+def _label(r) -> str:
+    try:
+        return setting_label(r)
+    except (KeyError, ValueError, TypeError):
+        return str(r.get("model", ""))
+
+
 def summary_rows(runs: pd.DataFrame, claims: Iterable | None = None) -> list[dict]:
     """One dict per (setting, activation) in the order of the runs table (see the module docstring)."""
     claims = pd.DataFrame([c.row() if hasattr(c, "row") else c for c in (claims or [])])
     runs = runs.copy()
-    runs["_setting"] = [setting_label(r) for _, r in runs.iterrows()]
+    runs["_setting"] = [_label(r) for _, r in runs.iterrows()]
     out = []
     for setting in dict.fromkeys(runs["_setting"]):
         g = runs[runs["_setting"] == setting]
         for act in activation_order(g["activation"].unique()):
             d = g[g["activation"] == act]
-            fin = d[d["status"] == "finished"] if "status" in d else d
+            fin = d[d["status"] != "diverged"] if "status" in d else d
             acc, half = _mean_ci(fin.get("final_test_acc", []))
             solo = pd.to_numeric(d.get("solo_time_per_epoch_s", pd.Series(dtype=float)), errors="coerce").dropna()
             share = pd.to_numeric(d.get("time_per_epoch_s", pd.Series(dtype=float)), errors="coerce").dropna()
