@@ -65,7 +65,7 @@ def solo_step_times(runs: Sequence[RunConfig], data, device) -> dict[str, float]
         for a in todo:
             r = next(r for r in runs if r.activation == a)
             model = StackedModel(arch, [torch_activation(registry.lookup(a))], [(0, 1)])
-            params = init_params(arch, [(a, r.init, r.seed, r.sigma_b2)], device=device)
+            params = init_params(arch, [(a, r.init, r.seed, r.sigma_b2, r.sigma_w2)], device=device)
             setups[a] = (model, params, make_optimizer(params, r))
 
         def step(a, i):
