@@ -110,6 +110,7 @@ def test_seeds_in_one_program_equal_each_seed_alone(digits):
 def test_plan_merges_seeds_only_when_the_data_do_not_depend_on_them():
     assert len(plan(tiny(seeds=(1, 2)), merge_seeds=True)[1]) == 1
     assert len(plan(tiny(seeds=(1, 2), train_size=100), merge_seeds=True)[1]) == 2
+    assert len(plan(tiny(seeds=(1, 2), train_size=100, subset_seed=0), merge_seeds=True)[1]) == 1
     assert len(plan(tiny(seeds=(1, 2)))[1]) == 2
 
 
