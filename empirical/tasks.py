@@ -39,7 +39,7 @@ def plan(cfg: StudyConfig, skip: set[str] = frozenset(), no_edge: frozenset[str]
     groups: dict[tuple, list[RunConfig]] = {}
     for r in runs:
         if r.run_id not in skip:
-            merge = merge_seeds and (r.train_size is None or cfg.subset_seed is not None)
+            merge = merge_seeds and (r.train_size is None or r.subset_seed is not None)
             groups.setdefault(r.program_key if merge else r.group_key, []).append(r)
     return runs, [Task(tuple(g)) for g in groups.values()]
 
