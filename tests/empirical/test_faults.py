@@ -19,7 +19,7 @@ def _cmd(out, name="f", epochs="40"):
             "--no-act-timing"]
 
 
-def _wait_for_parts(parts, n, proc, timeout=120):
+def _wait_for_parts(parts, n, proc, timeout=300):  # minutes on a loaded 2-core machine
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         if parts.exists() and len(list(parts.glob("*/manifest.json"))) >= n:
