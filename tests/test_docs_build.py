@@ -160,7 +160,7 @@ def test_activation_pages_carry_derived_numbers(built):
 def test_meanfield_figures(built):
     site = built["site"]
     html = _page(site, "meanfield")
-    for stem in ("meanfield-sb2-0", "meanfield-sb2-0p05"):
+    for stem in ("meanfield-sb2-0", "meanfield-sb2-0p05", "correlation-sb2-0p05"):
         assert f'src="../figures/{stem}.png"' in html
         assert (site / "figures" / f"{stem}.png").stat().st_size > 10_000
         assert (site / "figures" / f"{stem}.svg").is_file()
@@ -170,7 +170,7 @@ def test_results_pages_from_real_study(built):
     import pandas as pd
 
     from empirical.analysis.figures import FIGURES
-    from empirical.analysis.report_pages import fmt
+    from empirical.analysis.report_pages import VERDICT_ORDER, fmt
 
     site, results = built["site"], built["results"]
     study = _page(site, "experiments/tiny")
@@ -184,12 +184,13 @@ def test_results_pages_from_real_study(built):
     assert f"{fmt(float(relu.mean()), 3)} ± {fmt(float(relu.std()), 2)}" in study
     preds = _page(site, "predictions")
     pred = pd.read_csv(results / "predictions.csv")
-    c = pred[pred.study == "tiny"]["verdict"].value_counts()
-    assert (f"<strong>{c.get('held', 0)}</strong> held, <strong>{c.get('failed', 0)}</strong> failed, "
-            f"<strong>{c.get('not applicable', 0)}</strong> not applicable") in preds
+    cells = re.sub(r"\|+", "|", re.sub(r"\s*<[^>]+>\s*", "|", preds))
+    for kind, d in pred[(pred.study == "tiny") & (pred.kind != "sanity")].groupby("kind"):
+        c = d["verdict"].value_counts()
+        assert f"|tiny|{kind}|" + "|".join(str(int(c.get(v, 0))) for v in VERDICT_ORDER) + "|" in cells, kind
     assert 'id="study-none"' in preds and "sigmoid_flat_low_sample" in preds   # a cross-study row
-    for verdict, cls in (("held", "held"), ("failed", "failed")):
-        assert (f'class="actlab-verdict-{cls}"' in preds) == (verdict in set(pred["verdict"]))
+    for verdict in ("held", "failed", "inconclusive"):
+        assert (f'class="actlab-verdict-{verdict}"' in preds) == (verdict in set(pred["verdict"])), verdict
     assert re.search(r'src="\.\./figures/predictions/tiny\.png"', preds)
     assert (site / "figures" / "predictions" / "tiny.svg").is_file()
     assert 'href="../../predictions/#study-tiny"' in study

@@ -8,6 +8,7 @@ channels × k²). Schemes:
 - ``he`` (``kaiming``): σ_w² = 2, σ_b² = 0.
 - ``xavier`` (``glorot``): Var W = 2/(fan_in + fan_out), so σ_w² = 2 fan_in/(fan_in + fan_out) (1 only for
   square layers), σ_b² = 0.
+- ``glorot_uniform``: Keras' default, W ~ U(±√(6/(fan_in+fan_out))), zero biases: the same σ's as xavier.
 - ``lecun``: σ_w² = 1, σ_b² = 0 (SELU's init).
 - ``critical``: the edge of chaos χ₁(q*) = 1 at the given σ_b² (``theory.meanfield.critical_sigma_w2``).
 - ``gaussian``: the given σ_w² and σ_b².
@@ -19,7 +20,7 @@ from functools import lru_cache
 
 __all__ = ["SCHEMES", "ALIASES", "canonical", "sigmas", "critical_sigma_w2", "torch_default_sigma_b2"]
 
-SCHEMES = ("default", "he", "xavier", "lecun", "critical", "gaussian")
+SCHEMES = ("default", "he", "xavier", "glorot_uniform", "lecun", "critical", "gaussian")
 ALIASES = {"torch_default": "default", "kaiming": "he", "glorot": "xavier"}
 
 
@@ -66,7 +67,7 @@ def sigmas(scheme: str, fan_in: int, fan_out: int, *, act=None, sigma_b2: float 
         return 1.0 / 3.0, torch_default_sigma_b2(fan_in)
     if key == "he":
         return 2.0, 0.0
-    if key == "xavier":
+    if key in ("xavier", "glorot_uniform"):
         return 2.0 * fan_in / (fan_in + fan_out), 0.0
     if key == "lecun":
         return 1.0, 0.0
