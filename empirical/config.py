@@ -48,10 +48,18 @@ class RunConfig:
     probe_every: int = 100
     probe_size: int = 256
     eps: float = 0.01
+    sharpness_every: int = 0
+    sharpness_iters: int = 20
 
     @property
     def run_id(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        """sha1 of the fields; those added after results were first shipped (``_LATER``) enter only when
+        set away from their default, so earlier results keep their ids."""
+        d = dataclasses.asdict(self)
+        for k, default in _LATER.items():
+            if d[k] == default:
+                d.pop(k)
+        blob = json.dumps(d, sort_keys=True, default=list)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     @property
@@ -67,6 +75,7 @@ class RunConfig:
         return len(self.widths) if self.model == "mlp" else 4
 
 
+_LATER = {"sharpness_every": 0, "sharpness_iters": 20}
 _RUN_DEFAULTS = RunConfig()
 
 
@@ -94,6 +103,8 @@ class StudyConfig:
     probe_every: int = _RUN_DEFAULTS.probe_every
     probe_size: int = _RUN_DEFAULTS.probe_size
     eps: float = _RUN_DEFAULTS.eps
+    sharpness_every: int = _RUN_DEFAULTS.sharpness_every
+    sharpness_iters: int = _RUN_DEFAULTS.sharpness_iters
     device: str = "cpu"
     out_dir: str = "results"
     time_activations: bool = True
@@ -137,6 +148,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         name="depth-sweep", widths=(256,) * 30, inits=("default", "he", "critical"), sigma_b2=0.05,
         activations=("relu", "leaky_relu", "sigmoid", "tanh", "silu", "selu", "gelu", "elu"),
         seeds=(1, 2, 3), epochs=1, probe_every=1000, probe_size=512, lr=1e-3),
+    "edge-of-stability": dict(
+        description="sharpness against 2/lr: digits, MLP 64-128-64-10, full-batch gradient descent (lr 0.5, "
+                    "so 2/lr = 4), 400 steps, the seeds' 7 activations, 2 seeds; top Hessian eigenvalue of the "
+                    "full training loss every 20 steps (Lanczos, 12 steps)",
+        name="edge-of-stability", optimizer="sgd", lr=0.5, batch_size=4096, probe_size=4096, epochs=400,
+        probe_every=100, sharpness_every=20, sharpness_iters=12, seeds=(1, 2)),
+    "edge-of-stability-adam": dict(
+        description="preconditioned sharpness against 38/lr: digits, MLP 64-128-64-10, full-batch Adam "
+                    "(lr 0.01, so 38/lr = 3800), 400 steps, the seeds' 7 activations, 2 seeds; top eigenvalue "
+                    "of P^-1 H every 20 steps (Lanczos, 12 steps)",
+        name="edge-of-stability-adam", optimizer="adam", lr=0.01, batch_size=4096, probe_size=4096, epochs=400,
+        probe_every=100, sharpness_every=20, sharpness_iters=12, seeds=(1, 2)),
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(StudyConfig)}
@@ -218,6 +241,9 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     _positive_int("probe_every", cfg.probe_every)
     _positive_int("probe_size", cfg.probe_size)
     _positive_int("train_size", cfg.train_size, allow_none=True)
+    if isinstance(cfg.sharpness_every, bool) or not isinstance(cfg.sharpness_every, int) or cfg.sharpness_every < 0:
+        raise ConfigError(f"sharpness_every must be 0 (off) or a positive integer, got {cfg.sharpness_every!r}")
+    _positive_int("sharpness_iters", cfg.sharpness_iters)
     _finite("learning rate", cfg.lr, lo=0.0)
     _finite("momentum", cfg.momentum, lo=0.0, lo_open=False, hi=1.0)
     _finite("sigma_b2", cfg.sigma_b2, lo=0.0, lo_open=False)
