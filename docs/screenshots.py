@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,11 +65,12 @@ class Browser:
                  "--hide-scrollbars", "--remote-debugging-pipe", f"--user-data-dir={self.profile}",
                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "about:blank"]
 
-        def fds():
-            os.dup2(r_in, 3)
-            os.dup2(w_out, 4)
-        self.proc = subprocess.Popen([binary, *flags], pass_fds=(r_in, w_out), preexec_fn=fds,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        def fds():  # in the child: the pipe ends become fds 3 and 4, inheritable across exec
+            a, b = fcntl.fcntl(r_in, fcntl.F_DUPFD, 10), fcntl.fcntl(w_out, fcntl.F_DUPFD, 10)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+        self.proc = subprocess.Popen([binary, *flags], close_fds=False, preexec_fn=fds,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.profile, "stderr.log"), "wb"))
         os.close(r_in)
         os.close(w_out)
         self.w = os.fdopen(w_in, "wb", buffering=0)
@@ -103,6 +106,7 @@ class Browser:
         except Exception:
             pass
         self.proc.wait(timeout=10)
+        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 def shoot(b: Browser, url: str, width: int, png: str, height_cap: int) -> dict:

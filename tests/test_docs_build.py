@@ -196,3 +196,29 @@ def test_missing_results_build_passes_and_says_so(built):
         html = _page(site, url)
         assert "does not exist" in html and str(missing) in html
     assert not (site / "experiments" / "tiny").exists()
+
+
+def _chromium():
+    import shutil
+    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not _chromium(), reason="no chromium on PATH (apt-get install -y chromium, or set CHROMIUM): "
+                                            "the screenshot check needs a browser")
+def test_screenshots_every_formula_typeset_at_both_widths(built, tmp_path):
+    """docs/screenshots.sh on the built site: full-page shots at 1280 and 390 px of the math-heavy pages;
+    no TeX error, no formula collapsed to under 2x2 px, nothing sticking out of the content column."""
+    import json
+
+    pages = "/ /meanfield/ /activations/gelu/ /convergence/"
+    pages = " ".join(p for p in pages.split() if (built["site"] / p.strip("/") / "index.html").exists())
+    env = {**os.environ, "PYTHON": sys.executable, "PAGES": pages, "CHROMIUM": _chromium()}
+    proc = subprocess.run(["bash", "docs/screenshots.sh", str(tmp_path), str(built["site"])], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {s["width"] for s in summary} == {1280, 390} and len(summary) == 2 * len(pages.split())
+    for s in summary:
+        assert s["math"] > 0 and s["tex_errors"] == 0 and s["zero_size"] == 0, s
+        assert s["overflow_px"] <= 1, s
+        assert Path(s["png"]).stat().st_size > 10_000
