@@ -18,7 +18,7 @@ from typing import Any
 DEFAULT_ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "silu", "selu", "gelu")
 MODELS = ("mlp", "tinyvgg")
 OPTIMIZERS = ("adam", "sgd")
-INITS = ("default", "he", "xavier", "lecun", "critical")
+INITS = ("default", "he", "xavier", "lecun", "critical", "gaussian")
 DEVICES = ("cpu", "cuda", "auto")
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "mnist1d")
 
@@ -35,6 +35,7 @@ class RunConfig:
     seed: int = 42
     init: str = "default"
     sigma_b2: float = 0.0
+    sigma_w2: float | None = None
     model: str = "mlp"
     widths: tuple[int, ...] = (128, 64)
     channels: int = 8
@@ -66,7 +67,7 @@ class RunConfig:
     def group_key(self) -> tuple:
         """Runs with equal keys are trained together in one batched program."""
         d = dataclasses.asdict(self)
-        for k in ("activation", "init", "sigma_b2"):
+        for k in ("activation", "init", "sigma_b2", "sigma_w2"):
             d.pop(k)
         return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
 
@@ -75,7 +76,7 @@ class RunConfig:
         return len(self.widths) if self.model == "mlp" else 4
 
 
-_LATER = {"sharpness_every": 0, "sharpness_iters": 20}
+_LATER = {"sigma_w2": None, "sharpness_every": 0, "sharpness_iters": 20}
 _RUN_DEFAULTS = RunConfig()
 
 
@@ -88,6 +89,8 @@ class StudyConfig:
     seeds: tuple[int, ...] = (42, 451)
     inits: tuple[str, ...] = ("default",)
     sigma_b2: float = _RUN_DEFAULTS.sigma_b2
+    sigma_w2s: tuple[float, ...] = ()
+    depths: tuple[int, ...] = ()
     models: tuple[str, ...] = ("mlp",)
     widths: tuple[int, ...] = _RUN_DEFAULTS.widths
     channels: int = _RUN_DEFAULTS.channels
@@ -108,11 +111,24 @@ class StudyConfig:
     device: str = "cpu"
     out_dir: str = "results"
     time_activations: bool = True
+    correlation: bool = False
 
     def runs(self) -> list[RunConfig]:
+        """The grid, depth-major: ``depths`` (if given) make MLPs of ``widths[0]`` units per layer; init
+        ``gaussian`` takes each σ_w² of ``sigma_w2s`` (W ~ N(0, σ_w²/fan_in), b ~ N(0, σ_b²))."""
         shared = {k: getattr(self, k) for k in _SHARED}
-        return [RunConfig(activation=act, seed=seed, init=init, model=model, **shared)
-                for model in self.models for seed in self.seeds for init in self.inits for act in self.activations]
+        archs = [(self.widths[0],) * d for d in self.depths] if self.depths else [self.widths]
+        out = []
+        for widths in archs:
+            shared["widths"] = widths
+            for model in self.models:
+                for seed in self.seeds:
+                    for init in self.inits:
+                        for sw2 in (self.sigma_w2s if init == "gaussian" else (None,)):
+                            out += [RunConfig(activation=act, seed=seed, init=init, model=model,
+                                              sigma_w2=None if sw2 is None else float(sw2), **shared)
+                                    for act in self.activations]
+        return out
 
     @property
     def folder(self) -> str:
@@ -148,6 +164,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         name="depth-sweep", widths=(256,) * 30, inits=("default", "he", "critical"), sigma_b2=0.05,
         activations=("relu", "leaky_relu", "sigmoid", "tanh", "silu", "selu", "gelu", "elu"),
         seeds=(1, 2, 3), epochs=1, probe_every=1000, probe_size=512, lr=1e-3),
+    "trainability": dict(
+        description="trainable depth vs the correlation depth scale (Schoenholz et al. 2017) on MNIST-1D (generated "
+                    "offline): MLP width 64, depths 5-100, sigma_w2 0.5-4.0 step 0.25 at sigma_b2 = 0.05, "
+                    "tanh/elu/selu/relu, 3 seeds, SGD lr 0.01, batch 32, 250 steps; plus c_l, q_l at init",
+        name="trainability", dataset="mnist1d", activations=("tanh", "elu", "selu", "relu"),
+        inits=("gaussian",), sigma_w2s=tuple(0.5 + 0.25 * i for i in range(15)), sigma_b2=0.05,
+        depths=(5, 8, 12, 16, 24, 32, 48, 64, 100), widths=(64,), seeds=(1, 2, 3), optimizer="sgd", lr=0.01,
+        batch_size=32, epochs=2, probe_every=100000, probe_size=128, time_activations=False, correlation=True),
+    "trainability-full": dict(
+        description="the paper's scale, for a GPU or a Ray cluster: MNIST (--download), MLP width 300, depths 10-300, "
+                    "sigma_w2 1.0-4.0 step 0.25 at sigma_b2 = 0.05, 4 activations, 3 seeds, SGD lr 1e-3, batch 128, "
+                    "10 epochs (4,690 steps)",
+        name="trainability-full", dataset="mnist", activations=("tanh", "elu", "selu", "relu"),
+        inits=("gaussian",), sigma_w2s=tuple(1.0 + 0.25 * i for i in range(13)), sigma_b2=0.05,
+        depths=(10, 20, 30, 40, 50, 75, 100, 150, 200, 250, 300), widths=(300,), seeds=(1, 2, 3),
+        optimizer="sgd", lr=1e-3, batch_size=128, epochs=10, probe_every=100000, probe_size=256,
+        time_activations=False, correlation=True),
     "edge-of-stability": dict(
         description="sharpness against 2/lr: digits, MLP 64-128-64-10, full-batch gradient descent (lr 0.5, "
                     "so 2/lr = 4), 400 steps, the seeds' 7 activations, 2 seeds; top Hessian eigenvalue of the "
@@ -233,8 +266,8 @@ def validate(cfg: StudyConfig) -> StudyConfig:
         raise ConfigError("widths is empty; give at least one hidden width (e.g. 128,64)")
     for w in cfg.widths:
         _positive_int("every width", w)
-    if len(cfg.widths) > 200 or max(cfg.widths) > 16384:
-        raise ConfigError(f"widths {list(cfg.widths)[:5]}... too large: at most 200 layers of at most 16384 units")
+    if len(cfg.widths) > 1000 or max(cfg.widths) > 16384:
+        raise ConfigError(f"widths {list(cfg.widths)[:5]}... too large: at most 1000 layers of at most 16384 units")
     _positive_int("channels", cfg.channels)
     _positive_int("epochs", cfg.epochs)
     _positive_int("batch size", cfg.batch_size)
@@ -248,6 +281,19 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     _finite("momentum", cfg.momentum, lo=0.0, lo_open=False, hi=1.0)
     _finite("sigma_b2", cfg.sigma_b2, lo=0.0, lo_open=False)
     _finite("eps", cfg.eps, lo=0.0)
+    if ("gaussian" in cfg.inits) != bool(cfg.sigma_w2s):
+        raise ConfigError("init 'gaussian' and sigma_w2s go together: give --init gaussian with --sigma-w2 "
+                          f"1.0,1.5,... (got inits {list(cfg.inits)}, sigma_w2s {list(cfg.sigma_w2s)})")
+    for w in cfg.sigma_w2s:
+        _finite("every sigma_w2", w, lo=0.0)
+    if len(set(cfg.sigma_w2s)) != len(cfg.sigma_w2s):
+        raise ConfigError(f"sigma_w2s contain duplicates: {list(cfg.sigma_w2s)}")
+    for d in cfg.depths:
+        _positive_int("every depth", d)
+    if cfg.depths and (max(cfg.depths) > 1000 or len(set(cfg.depths)) != len(cfg.depths)):
+        raise ConfigError(f"depths {list(cfg.depths)} must be distinct and at most 1000")
+    if cfg.depths and cfg.models != ("mlp",):
+        raise ConfigError(f"depths need the mlp model alone, got models {list(cfg.models)}")
     return dataclasses.replace(cfg, activations=tuple(acts))
 
 
