@@ -177,7 +177,7 @@ def test_results_pages_from_fixture(built):
     assert "0.898" in study                    # relu's mean final test accuracy in the fixture
     preds = _page(site, "predictions")
     # tiny: 3 rows of its own predictions.csv + 1 row of the root's predictions.csv (study column)
-    assert "<strong>2</strong> held, <strong>1</strong> failed, <strong>1</strong> not applicable" in preds
+    assert "<strong>5</strong> held, <strong>3</strong> failed, <strong>1</strong> not applicable" in preds
     assert 'id="study-none"' in preds and "sigmoid_flat_low_sample" in preds   # a cross-study row
     assert 'class="actlab-verdict-failed"' in preds
     assert re.search(r'src="\.\./figures/predictions/tiny\.png"', preds)
@@ -222,3 +222,72 @@ def test_screenshots_every_formula_typeset_at_both_widths(built, tmp_path):
         assert s["math"] > 0 and s["tex_errors"] == 0 and s["zero_size"] == 0, s
         assert s["overflow_px"] <= 1, s
         assert Path(s["png"]).stat().st_size > 10_000
+
+
+def test_overview_findings_link_to_existing_figures_and_verdict_rows(built):
+    """Every finding on the overview names a figure (its anchor exists on the study page, next to the image)
+    and a verdict row (its id exists on the predictions page); the fixture's predictions give at least 3."""
+    site = built["site"]
+    index = _page(site, "")
+    part = index.split('id="what-we-found"')[1].split('id="how-this-report-works"')[0]
+    items = re.findall(r"<li>(.*?)</li>", part, flags=re.S)
+    assert len(items) >= 3, part[:2000]
+    preds = _page(site, "predictions")
+    for it in items:
+        assert re.search(r"\d", re.sub(r"<[^>]+>", "", it)), it          # a number
+        assert "interval" in it, it                                          # with its interval
+        fig = re.search(r'href="experiments/([^/"#]+)/#(fig-[a-z-]+)"', it)
+        ver = re.search(r'href="predictions/#(v-[a-z0-9-]+)"', it)
+        assert fig and ver, it
+        page = _page(site, f"experiments/{fig.group(1)}")
+        assert f'id="{fig.group(2)}"' in page, fig.group(0)
+        after = page.split(f'id="{fig.group(2)}"', 1)[1][:3000]
+        img = re.search(r'src="([^"]+\.png)"', after)
+        assert img and (site / "experiments" / fig.group(1) / img.group(1)).resolve().is_file(), fig.group(0)
+        assert f'id="{ver.group(1)}"' in preds, ver.group(1)
+
+
+class _Text(HTMLParser):
+    """Visible text outside code, pre, script, style and MathJax source (arithmatex spans)."""
+
+    SKIP = {"code", "pre", "script", "style"}
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.stack, self.text = 0, [], []
+
+    VOID = {"img", "br", "hr", "meta", "link", "input", "source", "col", "area", "base", "wbr", "embed", "track"}
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.VOID:
+            return
+        skip = tag in self.SKIP or "arithmatex" in (dict(attrs).get("class") or "")
+        self.stack.append((tag, skip))
+        self.depth += skip
+
+    def handle_endtag(self, tag):
+        if not any(t == tag for t, _ in self.stack):
+            return
+        while self.stack:
+            t, skip = self.stack.pop()
+            self.depth -= skip
+            if t == tag:
+                break
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.text.append(data)
+
+
+def test_no_literal_subscript_underscores_outside_math(built):
+    """σ_w², q_l, z_l written as text would show their underscore: every such subscript must be math."""
+    bad = re.compile(r"(?<![A-Za-z0-9_])[A-Za-zα-ωΑ-Ω]_(?:[A-Za-z0-9]{1,3}|\{)(?![A-Za-z0-9_])")
+    offenders = []
+    for html in built["site"].rglob("index.html"):
+        if "assets" in html.parts or "search" in html.parts:
+            continue
+        p = _Text()
+        p.feed(html.read_text(encoding="utf-8"))
+        for m in bad.finditer(" ".join(p.text)):
+            offenders.append(f"{html.relative_to(built['site'])}: {m.group(0)}")
+    assert not offenders, offenders[:20]
