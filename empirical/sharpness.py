@@ -128,14 +128,6 @@ def preconditioned(hvp: Callable[[Vec], Vec], precond: Vec) -> Callable[[Vec], V
     return op
 
 
-def stability_threshold(optimizer: str, lr: float, momentum: float = 0.0, beta1: float = 0.9) -> float:
-    """The largest stable curvature of the update on a quadratic: (2 + 2β)/η for SGD with momentum β,
-    (2 + 2β₁)/((1 − β₁)η) for Adam's preconditioned sharpness (38/η at β₁ = 0.9)."""
-    if optimizer == "adam":
-        return (2 + 2 * beta1) / ((1 - beta1) * lr)
-    return (2 + 2 * momentum) / lr
-
-
 def measure(model, params: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
             opt: torch.optim.Optimizer | None = None, iters: int = 20, seed: int = 0) -> dict[str, torch.Tensor]:
     """{'sharpness': λ_max(H) [R], 'preconditioned_sharpness': λ_max(P⁻¹H) [R] (Adam only)} on (x, y).

@@ -26,10 +26,17 @@ from scipy import stats
 from empirical.analysis.plateaus import plateau_table
 from empirical.analysis.results_schema import Study, setting_groups
 from empirical.analysis.verdicts import FAILED, HELD, NOT_APPLICABLE, Prediction, record
-from empirical.sharpness import stability_threshold
 
 INCONCLUSIVE = "inconclusive"
 REACH, ABOVE, ABOVE_FRACTION = 0.8, 1.2, 0.25
+
+
+def stability_threshold(optimizer: str, lr: float, momentum: float = 0.0, beta1: float = 0.9) -> float:
+    """The largest stable curvature of the update on a quadratic: (2 + 2β)/η for SGD with momentum β,
+    (2 + 2β₁)/((1 − β₁)η) for Adam's preconditioned sharpness (38/η at β₁ = 0.9)."""
+    if optimizer == "adam":
+        return (2 + 2 * beta1) / ((1 - beta1) * lr)
+    return (2 + 2 * momentum) / lr
 
 
 def sharpness_frame(study: Study) -> pd.DataFrame:
