@@ -427,7 +427,7 @@ def recommendations_md(pred: pd.DataFrame | None, found: list[Finding]) -> str:
 # ---------------------------------------------------------------------------------------------
 # The convergence page.
 
-_D2_KEYS = ("curvature_bound", "sup_abs_d2", "second_derivative_bound", "max_abs_d2")
+_D2_KEYS = ("curvature", "curvature_bound", "sup_abs_d2", "second_derivative_bound", "max_abs_d2")
 
 
 def sup_d2(props: dict | None):
@@ -458,13 +458,12 @@ def curvature_table(bundle: dict) -> str:
         lip = _num(p.get("lipschitz")) if "lipschitz" in p else math.nan
         d2 = sup_d2(p)
         d2n = _num(d2) if d2 is not None else math.nan
-        kink = bool(e.get("breakpoints")) and (p.get("smoothness") in (0, 1, "0", "1") or
-                                               (isinstance(p.get("smoothness"), (int, float)) and p["smoothness"] < 2))
+        kink = p.get("smoothness") in (0, "0") or (d2 is not None and d2n == math.inf)
         if kink:
             d2n = math.inf
         beta = 0.5 * lip ** 2 + math.sqrt(2) * d2n if np.isfinite(lip) else math.nan
         rows.append([f"[{e['label']}](activations/{e['name']}.md)", _fmt(lip, 4), _fmt(lip ** 2, 4),
-                     "∞ (kink: φ″ has a Dirac mass)" if kink else (_fmt(d2n, 4) if np.isfinite(d2n) else
+                     "∞ (φ′ jumps: φ″ has a Dirac mass)" if kink else (_fmt(d2n, 4) if np.isfinite(d2n) else
                                                                    "— (not derived yet)"),
                      "no" if kink else ("yes" if np.isfinite(d2n) else "—"),
                      "∞" if kink else _fmt(beta, 4)])
@@ -531,3 +530,118 @@ def _claims_table(d: pd.DataFrame) -> str:
                      f"[{v}](predictions.md#{row_anchor(r['study'], idx)}) | "
                      f"{str(r['detail']).replace('|', chr(92) + '|')} |")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The TeLU paper's claims, checked.
+
+TELU_PEERS = ("telu", "silu", "gelu", "mish", "relu")
+
+
+def _entry(bundle: dict, name: str) -> dict | None:
+    return next((e for e in bundle.get("activations", []) if e.get("name") == name), None)
+
+
+def _paper(e: dict | None) -> dict:
+    p = (e or {}).get("properties") or {}
+    return {**(p.get("telu_paper") or {}), "curvature": p.get("curvature"), "smoothness": p.get("smoothness"),
+            "lipschitz": p.get("lipschitz")}
+
+
+def _order_verdict(telu: float, others: dict[str, float], larger: bool) -> tuple[str, str]:
+    """held iff TeLU's value is the largest (``larger``) or the smallest among TeLU and ``others``."""
+    vals = {k: v for k, v in others.items() if np.isfinite(v)}
+    if not np.isfinite(telu) or not vals:
+        return "not applicable", "the theory does not provide the value yet"
+    best = max(vals.values()) if larger else min(vals.values())
+    ok = telu >= best if larger else telu <= best
+    rel = "≥" if larger else "≤"
+    return ("held" if ok else "failed"), f"TeLU {_fmt(telu, 4)} {rel} best peer {_fmt(best, 4)}"
+
+
+def telu_claims_md(bundle: dict, root: Path, found: list[Path]) -> str:
+    """The paper's claims one by one: the derived numbers for TeLU and its peers, a verdict per claim,
+    and measured evidence from any study that trained TeLU with its peers."""
+    ents = {n: _entry(bundle, n) for n in TELU_PEERS}
+    ents = {n: e for n, e in ents.items() if e is not None}
+    if "telu" not in ents:
+        return "TeLU is not in the registry of this build.\n"
+    pp = {n: _paper(e) for n, e in ents.items()}
+    peers = [n for n in ("silu", "gelu", "mish") if n in pp]
+    cols = list(pp)
+    head = "| property | " + " | ".join(ents[n]["label"] for n in cols) + " | claim | verdict |\n"
+    head += "|" + "|".join([" --- "] * (len(cols) + 3)) + "|\n"
+    rows = []
+
+    def num(n, k):
+        return _num(pp[n].get(k)) if pp[n].get(k) is not None else math.nan
+
+    def row(label, key, claim, larger=None, show=None):
+        vals = {n: num(n, key) for n in cols}
+        cells = [show(pp[n]) if show else _fmt(vals[n], 4) for n in cols]
+        if larger is None:
+            v, why = "—", ""
+        else:
+            v, why = _order_verdict(vals["telu"], {n: vals[n] for n in peers}, larger)
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {claim} | {v}{' (' + why + ')' if why else ''} |")
+
+    row("near-identity on the right: φ(x) − x → 0 as x → ∞ (rate)", "near_identity_rate",
+        "TeLU approaches the identity for large x, like ReLU's active side",
+        show=lambda d: (f"{'yes' if d.get('near_identity_right') else 'no'} ({d.get('near_identity_rate', '—')})"
+                        if d.get("near_identity_rate") is not None else "—"))
+    row("$\\lvert\\varphi'(-3)\\rvert$", "abs_grad_at_minus3",
+        "persistent gradient for negative inputs: larger than SiLU, GELU, Mish", larger=True)
+    row("$\\lvert\\varphi'(-5)\\rvert$", "abs_grad_at_minus5", "same, further left", larger=True)
+    row("left ε-threshold: $\\lvert\\varphi'\\rvert < \\varepsilon$ below it", "eps_threshold_left",
+        "the gradient vanishes later (further left) than for its peers", larger=False)
+    row("$\\sup_x \\lvert \\varphi(x) - \\max(x, 0)\\rvert$", "relu_distance",
+        "a close smooth approximation of ReLU", larger=False)
+    row("analytic on ℝ", "analytic", "smooth everywhere (analytic), unlike ReLU",
+        show=lambda d: ("yes" if d.get("analytic") else "no") if d.get("analytic") is not None else "—")
+    row("Lipschitz constant $\\sup\\lvert\\varphi'\\rvert$", "lipschitz", "bounded gradient: stable training",
+        larger=False)
+    row("curvature bound $\\sup\\lvert\\varphi''\\rvert$", "curvature",
+        "smoother loss landscape (see [Convergence](convergence.md))", larger=False)
+    out = ["## Derived: the paper's properties, computed for TeLU and its peers\n",
+           "Each number is derived from the activation's sympy expression (`theory.properties`) when the site "
+           "is built. A claim that TeLU is better than SiLU, GELU and Mish on a property *held* when its value "
+           "is at least as good as every one of theirs, *failed* otherwise; ReLU is shown for reference.\n",
+           head + "\n".join(rows) + "\n"]
+    out.append("## Measured\n")
+    meas = _telu_measured(root, found)
+    out.append(meas or ("No study in the results folder trained TeLU beside its peers. Run "
+                        "`python -m empirical.run --preset telu` and rebuild.\n"))
+    return "\n".join(out)
+
+
+def _telu_measured(root: Path, found: list[Path]) -> str:
+    out = []
+    for s in found:
+        runs = read_csv(s / "runs.csv")
+        if runs is None or "telu" not in set(runs["activation"]):
+            continue
+        acts = [a for a in TELU_PEERS if a in set(runs["activation"])]
+        fin = runs[runs["status"] != "diverged"] if "status" in runs.columns else runs
+        lines = [f"### Study [`{s.name}`](experiments/{s.name}.md)\n",
+                 "Mean over seeds with the 95 % t interval; the difference to TeLU is paired by seed "
+                 "(same data order and initial draw), with its 95 % t interval: an interval that excludes 0 "
+                 "decides the comparison, one that contains it is inconclusive at this number of seeds.\n",
+                 "| activation | final test accuracy | final test loss | TeLU − this (test loss), paired | "
+                 "first-layer gradient at init |", "| --- | --- | --- | --- | --- |"]
+        tl = fin[fin["activation"] == "telu"].set_index("seed")
+        for a in acts:
+            d = fin[fin["activation"] == a].set_index("seed")
+            acc = t_interval(d["final_test_acc"])
+            loss = t_interval(d["final_test_loss"])
+            g = t_interval(d["first_layer_grad_init"]) if "first_layer_grad_init" in d else (math.nan,) * 4
+            if a == "telu":
+                diff = "—"
+            else:
+                common = tl.index.intersection(d.index)
+                m, lo, hi, n = t_interval((tl.loc[common, "final_test_loss"] - d.loc[common, "final_test_loss"]))
+                word = ("TeLU lower" if hi < 0 else "TeLU higher" if lo > 0 else "inconclusive")
+                diff = f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}], {word} (n = {n})"
+            lines.append(f"| {a} | {_fmt(acc[0], 4)} [{_fmt(acc[1], 4)}, {_fmt(acc[2], 4)}] | "
+                         f"{_fmt(loss[0])} [{_fmt(loss[1])}, {_fmt(loss[2])}] | {diff} | {_fmt(g[0])} |")
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)

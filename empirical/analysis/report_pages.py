@@ -760,6 +760,7 @@ def reading_snippets(bundle: dict, root: Path, found: list[Path], pred, study_fi
         "curvature_table": rf.curvature_table(bundle),
         "sharpness": rf.sharpness_md(pred, found, study_figs),
         "plateaus": rf.plateaus_md(pred, found, study_figs),
+        "telu_claims": rf.telu_claims_md(bundle, root, found),
         "experiments_data": table(["study", "data", "protocol"], [
             [f"[{s.name}]({s.name}.md)", data_line(_info(s)), protocol_line(_info(s)).split("**Protocol:** ")[-1]]
             for s in found if (s / "study.json").is_file()]),
