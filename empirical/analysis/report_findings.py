@@ -180,43 +180,36 @@ def finding_deepest(pred, root, figdirs):
         study, "depth_profile", row_anchor(study, worst.name))
 
 
-def finding_edge_of_stability(pred, root, figdirs):
-    got = _study_rows(pred, figdirs, "sharpness", prefix="sharpening reaches the edge of stability (2/",
-                      most=False, dropna=())
+def _verdict_tally(d) -> str:
+    c = d["verdict"].value_counts()
+    return ", ".join(f"{int(c[k])} {k}" for k in ("held", "failed", "inconclusive", "not applicable") if c.get(k, 0))
+
+
+def _edge_finding(pred, figdirs, prefix: str, limit: str, who: str):
+    got = _study_rows(pred, figdirs, "sharpness", prefix=prefix, most=False, dropna=())
     if got is None:
         return None
     study, d = got
     tau = float(d["predicted"].iloc[0])
-    held = d[d["verdict"] == "held"]
-    app = d[d["verdict"] != "not applicable"]
-    lo_row = d.loc[d["measured"].idxmin()]
-    m, a, b, n = t_interval(held["measured"] / tau) if len(held) else (math.nan,) * 3 + (0,)
+    ratio = d["measured"] / tau
+    m, a, b = bootstrap_median(ratio)
+    low = d.loc[d["measured"].idxmin()]
     return Finding(
-        "Full-batch gradient descent sharpens to the edge of stability.",
-        f"With step η = {_fmt(2 / tau)} the top Hessian eigenvalue rose to 2/η = {_fmt(tau)} for {len(held)} of "
-        f"{len(app)} activations that started below it (peak / (2/η) = {_fmt(m)}, 95 % t interval over "
-        f"activations {_fmt(a)}–{_fmt(b)}); {lo_row['activation']} peaked lowest at {_fmt(lo_row['measured'])}. "
-        "Above 2/η a quadratic model diverges, so the curvature the optimiser can tolerate is set by η, "
-        "not by the activation.",
-        study, "sharpness", row_anchor(study, lo_row.name))
+        f"{who}: how close the sharpness came to its stability limit {limit}.",
+        f"Peak sharpness / ({limit} = {_fmt(tau)}) over the {len(d)} activations: median {_fmt(m)} (95 % "
+        f"bootstrap interval {_fmt(a)}–{_fmt(b)}), from {_fmt(ratio.min())} ({low['activation']}) to "
+        f"{_fmt(ratio.max())}. Verdicts of 'sharpening reaches 0.8·{limit}' judged by each activation's "
+        f"interval over seeds: {_verdict_tally(d)}.",
+        study, "sharpness", row_anchor(study, low.name))
+
+
+def finding_edge_of_stability(pred, root, figdirs):
+    return _edge_finding(pred, figdirs, "sharpening reaches the edge of stability (2/", "2/η",
+                         "Full-batch gradient descent")
 
 
 def finding_adam(pred, root, figdirs):
-    got = _study_rows(pred, figdirs, "sharpness", prefix="sharpening reaches the edge of stability (38/",
-                      most=False, dropna=())
-    if got is None:
-        return None
-    study, d = got
-    tau = float(d["predicted"].iloc[0])
-    m, a, b, n = t_interval(d["measured"] / tau)
-    top = d.loc[d["measured"].idxmax()]
-    held = int((d["verdict"] == "held").sum())
-    return Finding(
-        "Adam stays below its own edge here.",
-        f"Full-batch Adam (η = {_fmt(38 / tau)}) reached a preconditioned sharpness of {_fmt(m)} × 38/η on "
-        f"average over {n} activations (95 % t interval {_fmt(a)}–{_fmt(b)}; highest {top['activation']}, "
-        f"{_fmt(top['measured'])} against 38/η = {_fmt(tau)}); the edge was reached in {held} of {len(d)}.",
-        study, "sharpness", row_anchor(study, top.name))
+    return _edge_finding(pred, figdirs, "sharpening reaches the edge of stability (38/", "38/η", "Full-batch Adam")
 
 
 def finding_plateaus(pred, root, figdirs):
@@ -236,7 +229,9 @@ def finding_plateaus(pred, root, figdirs):
             sat_txt = (f" The saturated fraction at init does not explain them (ρ = {_fmt(sat['measured'].iloc[0])}, "
                        f"{sat['verdict'].iloc[0]}).")
         return Finding(
-            "Plateaus come with small initial gradients.",
+            {"held": "Plateaus come with small initial gradients.",
+             "failed": "Plateaus do not come with small initial gradients."}.get(
+                str(r["verdict"]), "Whether plateaus come with small initial gradients is not decided."),
             f"Across the {n} runs of `{study}`, the steps spent on loss plateaus fall as the first-layer "
             f"gradient norm at initialisation rises: Spearman ρ = {_fmt(r['measured'])} (95 % Fisher interval "
             f"{_fmt(lo)} to {_fmt(hi)}), as the descent lemma's progress per step ∝ ‖∇L‖² predicts.{sat_txt}",
@@ -270,6 +265,8 @@ def finding_seeds(pred, root, figdirs):
     if not len(d):
         return None
     dec = d[d["verdict"].isin(("held", "failed"))]
+    if not len(dec):
+        return None
     held = int((dec["verdict"] == "held").sum())
     lo, hi = wilson(held, len(dec))
     by = dec.groupby("claim")["verdict"].apply(lambda v: (v == "held").mean())
@@ -281,10 +278,10 @@ def finding_seeds(pred, root, figdirs):
         return None
     stem = "training_curves" if _has_fig(figdirs, study, "training_curves") else "step_loss"
     return Finding(
-        "The seeds' folk claims hold about half the time.",
+        "How the earlier experiments' claims fared.",
         f"Of {len(dec)} decided checks of the earlier experiments' claims, {held} held "
-        f"({_fmt(100 * held / len(dec))} %, Wilson 95 % interval {_fmt(100 * lo)}–{_fmt(100 * hi)} %; "
-        f"{len(d) - len(dec)} could not be decided). Weakest: `{worst_claim}`, held in "
+        f"({_fmt(100 * held / len(dec))} %, Wilson 95 % interval {_fmt(100 * lo)}–{_fmt(100 * hi)} %); "
+        f"{len(d) - len(dec)} more could not be decided with the seeds run (inconclusive or not applicable). Weakest: `{worst_claim}`, held in "
         f"{int((w['verdict'] == 'held').sum())} of {len(w)} studies and settings.",
         study, stem, row_anchor(study, r.name))
 
@@ -300,7 +297,7 @@ def findings(pred: pd.DataFrame | None, root: Path, figdirs: dict) -> list[Findi
     for f in FINDINGS:
         try:
             got = f(pred, root, figdirs)
-        except (KeyError, ValueError, IndexError):
+        except (KeyError, ValueError, IndexError, ZeroDivisionError):
             got = None
         if got is not None:
             out.append(got)

@@ -4,10 +4,11 @@ Edge of stability (Cohen et al. 2021; 2022 for Adam), per activation and setting
 recorded the sharpness (``empirical.sharpness``; λ = λ_max(H) for SGD, λ_max(P⁻¹H) for Adam) against the
 update's stability threshold τ (2/η for gradient descent, (2 + 2β)/η with momentum β, 38/η for Adam):
 
-- *progressive sharpening reaches the edge*: max_t λ(t) ≥ 0.8·τ (mean over seeds of each run's maximum);
+- *progressive sharpening reaches the edge*: max_t λ(t) ≥ 0.8·τ (mean over seeds of each run's maximum, judged
+  by its 95 % t interval: wholly above → held, wholly below → failed, straddling → inconclusive);
   not applicable when λ(0) ≥ τ already;
 - *no step stays beyond the edge*: of the measurements after λ first reached 0.8·τ, the fraction with
-  λ > 1.2·τ is ≤ 0.25 (mean over seeds). Training above τ is unstable on the quadratic model, so a run
+  λ > 1.2·τ is ≤ 0.25 (mean over seeds, judged by its interval the same way). Training above τ is unstable on the quadratic model, so a run
   cannot sit there; the 20 % margins absorb the Lanczos and minibatch-probe error.
 
 Plateaus (``empirical.analysis.plateaus``), per study: across runs, the steps spent on plateaus rise as
@@ -25,9 +26,7 @@ from scipy import stats
 
 from empirical.analysis.plateaus import plateau_table
 from empirical.analysis.results_schema import Study, setting_groups
-from empirical.analysis.verdicts import FAILED, HELD, NOT_APPLICABLE, Prediction, record
-
-INCONCLUSIVE = "inconclusive"
+from empirical.analysis.verdicts import FAILED, HELD, INCONCLUSIVE, NOT_APPLICABLE, Prediction, interval, make
 REACH, ABOVE, ABOVE_FRACTION = 0.8, 1.2, 0.25
 
 
@@ -73,6 +72,24 @@ def _run_stats(d: pd.DataFrame) -> tuple[float, float, float]:
     return float(lam[0]), float(lam.max()), frac
 
 
+def _side(lo: float, hi: float, edge: float, above: bool, what: str, edge_txt: str = "") -> tuple[str, str]:
+    """Verdict of 'm ≥ edge' (``above``) or 'm ≤ edge' from the 95 % interval [lo, hi] of the seed mean:
+    held when the whole interval is on the claimed side, failed when it is wholly on the other, else
+    inconclusive (more seeds would narrow it)."""
+    e = edge_txt or f"{edge:.3g}"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return INCONCLUSIVE, f"{what}: one seed gives no interval; run ≥ 2 seeds"
+    good = lo >= edge if above else hi <= edge
+    bad = hi < edge if above else lo > edge
+    rel = "≥" if above else "≤"
+    iv = f"95 % interval [{lo:.3g}, {hi:.3g}]"
+    if good:
+        return HELD, f"{what}, {iv} {rel} {e}"
+    if bad:
+        return FAILED, f"{what}, {iv} wholly on the other side of {e}"
+    return INCONCLUSIVE, f"{what}, {iv} straddles {e}: more seeds would decide"
+
+
 def edge_of_stability(study: Study) -> list[Prediction]:
     sf = sharpness_frame(study)
     if not len(sf):
@@ -86,30 +103,30 @@ def edge_of_stability(study: Study) -> list[Prediction]:
             kind = "λ_max(P⁻¹H)" if d["kind"].iloc[0] == "preconditioned_sharpness" else "λ_max(H)"
             limit = "38/η" if d["optimizer"].iloc[0] == "adam" else "2/η"
             start = np.nanmean([p[0] for p in per_run])
-            peaks = [p[1] for p in per_run]
-            peak, peak_sd = float(np.nanmean(peaks)), float(np.nanstd(peaks, ddof=1)) if len(peaks) > 1 else 0.0
+            peak, sd, lo, hi, n = interval([p[1] for p in per_run])
+            reach = f"max_t {kind} ≥ {REACH}·{limit}"
             if start >= tau:
                 v, why = NOT_APPLICABLE, f"{kind} = {start:.3g} ≥ {limit} = {tau:.3g} already at step 0"
             else:
-                v = HELD if peak >= REACH * tau else FAILED
-                why = (f"max over training of {kind} (mean of {len(peaks)} seeds) against {limit} = {tau:.3g}; "
-                       f"held iff ≥ {REACH}·{limit}; started at {start:.3g}")
-            out.append(record(study, "prediction", f"sharpening reaches the edge of stability ({limit})", act,
-                              setting, predicted=tau, measured=peak, std=peak_sd, tol=(1 - REACH) * tau,
-                              verdict=v, detail=why))
+                v, why = _side(lo, hi, REACH * tau, above=True, what=f"peak (mean of {n} seeds) {peak:.3g}",
+                               edge_txt=f"{REACH}·{limit} = {REACH * tau:.3g}")
+            out.append(make(study, "bound", f"sharpening reaches the edge of stability ({limit})", act, setting,
+                            relation=reach, predicted=tau, measured=peak, lo=lo, hi=hi, measured_std=sd, n=n,
+                            tolerance=(1 - REACH) * tau, verdict=v, reason=why,
+                            detail=f"started at {start:.3g}; {limit} = {tau:.3g}"))
+            above = f"fraction of {kind} > {ABOVE}·{limit} after first reaching {REACH}·{limit} ≤ {ABOVE_FRACTION}"
             fr = [p[2] for p in per_run if np.isfinite(p[2])]
             if not fr:
-                out.append(record(study, "prediction", f"sharpness does not stay above {limit}", act, setting,
-                                  predicted=ABOVE_FRACTION, verdict=NOT_APPLICABLE,
-                                  detail=f"{kind} never reached {REACH}·{limit}"))
+                out.append(make(study, "bound", f"sharpness does not stay above {limit}", act, setting,
+                                relation=above, predicted=ABOVE_FRACTION, verdict=NOT_APPLICABLE,
+                                reason=f"{kind} never reached {REACH}·{limit}"))
                 continue
-            m = float(np.mean(fr))
-            out.append(record(
-                study, "prediction", f"sharpness does not stay above {limit}", act, setting,
-                predicted=ABOVE_FRACTION, measured=m, std=float(np.std(fr, ddof=1)) if len(fr) > 1 else 0.0,
-                tol=0.0, verdict=HELD if m <= ABOVE_FRACTION else FAILED,
-                detail=(f"fraction of measurements with {kind} > {ABOVE}·{limit} after it first reached "
-                        f"{REACH}·{limit} (mean of {len(fr)} seeds); held iff ≤ {ABOVE_FRACTION}")))
+            m, sd, lo, hi, n = interval(fr)
+            v, why = _side(lo, hi, ABOVE_FRACTION, above=False, what=f"fraction (mean of {n} seeds) {m:.3g}",
+                           edge_txt=str(ABOVE_FRACTION))
+            out.append(make(study, "bound", f"sharpness does not stay above {limit}", act, setting, relation=above,
+                            predicted=ABOVE_FRACTION, measured=m, lo=lo, hi=hi, measured_std=sd, n=n, tolerance=0.0,
+                            verdict=v, reason=why))
     return out
 
 
@@ -141,20 +158,20 @@ def plateau_frame(study: Study) -> pd.DataFrame:
 
 
 def _spearman_claim(study, pf, col, label, sign, setting) -> Prediction:
+    claim = f"plateau steps {label}"
+    rel = f"Spearman ρ(plateau steps, {col}) {'<' if sign < 0 else '>'} 0, one-sided p < 0.05"
     d = pf.dropna(subset=[col])
+    n_pl = int((d["plateau_steps"] > 0).sum())
     if len(d) < 4 or d["plateau_steps"].nunique() < 2 or d[col].nunique() < 2:
-        return record(study, "hypothesis", f"plateau steps {label}", "all", setting, verdict=NOT_APPLICABLE,
-                      detail=f"{len(d)} runs, {int((d['plateau_steps'] > 0).sum())} with a plateau: "
-                             "too few, or no variation, to rank")
+        return make(study, "hypothesis", claim, "all", setting, relation=rel, verdict=NOT_APPLICABLE,
+                    reason=f"{len(d)} runs, {n_pl} with a plateau: too few, or no variation, to rank")
     rho, p_two = stats.spearmanr(d["plateau_steps"], d[col])
     p = p_two / 2 if np.sign(rho) == sign else 1 - p_two / 2
-    p_other = 1 - p
-    v = HELD if p < 0.05 else FAILED if p_other < 0.05 else INCONCLUSIVE
-    more = "" if v != INCONCLUSIVE else " (more runs with plateaus would decide: each extra seed adds one per activation)"
-    return record(study, "hypothesis", f"plateau steps {label}", "all", setting, predicted=float(sign),
-                  measured=float(rho), tol=0.0, verdict=v,
-                  detail=(f"Spearman ρ over {len(d)} runs ({int((d['plateau_steps'] > 0).sum())} with a plateau), "
-                          f"one-sided p = {p:.3g} for the predicted sign{more}"))
+    v = HELD if p < 0.05 else FAILED if 1 - p < 0.05 else INCONCLUSIVE
+    more = "" if v != INCONCLUSIVE else "; more runs with plateaus would decide"
+    return make(study, "hypothesis", claim, "all", setting, relation=rel, predicted=float(sign),
+                measured=float(rho), n=len(d), p_value=float(p), tolerance=0.0, verdict=v,
+                reason=f"ρ = {rho:.3g} over {len(d)} runs ({n_pl} with a plateau), one-sided p = {p:.3g}{more}")
 
 
 def plateaus(study: Study) -> list[Prediction]:
