@@ -165,11 +165,14 @@ def finding_deepest(pred, root, figdirs):
     best, worst = d.loc[d["absm"].idxmin()], d.loc[d["absm"].idxmax()]
 
     def ci(r):
+        lo, hi = _num(r.get("lo")), _num(r.get("hi"))
+        if np.isfinite(lo) and np.isfinite(hi):
+            return f"{_fmt(r['measured'])} (95 % interval over {n} seeds {_fmt(lo)} to {_fmt(hi)})"
         sd = r.get("measured_std")
         if n > 1 and np.isfinite(sd):
             h = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
             return f"{_fmt(r['measured'])} (95 % t interval over {n} seeds {_fmt(r['measured'] - h)} to {_fmt(r['measured'] + h)})"
-        return _fmt(r["measured"])
+        return f"{_fmt(r['measured'])} (a single seed)"
     total = f" over {depth} layers" if depth else ""
     return Finding(
         "Which networks keep their gradient with depth, and why.",
