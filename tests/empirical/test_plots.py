@@ -55,7 +55,8 @@ def test_activation_and_meanfield_figures(tmp_path):
 def test_make_all_on_fixture(tmp_path):
     paths = plots.make_all(FIXTURE, tmp_path)
     stems = sorted({p.stem for p in paths})
-    assert stems == sorted(plots.FIGURES)
+    # the fixture records no sharpness and its short curves have no plateau
+    assert stems == sorted(set(plots.FIGURES) - {"sharpness", "plateaus"})
     for stem in stems:
         _ok([tmp_path / f"{stem}.png", tmp_path / f"{stem}.svg"], stem)
 
@@ -100,3 +101,17 @@ def test_no_pyplot_state_left_behind(tmp_path):
     before = plt.get_fignums()
     plots.make_all(FIXTURE, tmp_path)
     assert plt.get_fignums() == before
+
+
+def test_sharpness_and_plateau_figures(tmp_path):
+    steps = np.arange(0, 101, 20)
+    sf = pd.DataFrame([{"run_id": f"{a}{s}", "activation": a, "seed": s, "step": t, "sharpness": 1 + t / 50 + s,
+                        "threshold": 4.0, "optimizer": "sgd", "lr": 0.5, "kind": "sharpness"}
+                       for a in ("relu", "leaky_relu") for s in (1, 2) for t in steps])
+    _ok(plots.sharpness_curves(sf, tmp_path / "sh"), "sh")
+    t = np.arange(1, 401)
+    loss = np.where(t < 100, 2.3, 2.3 * np.exp(-(t - 100) / 50))
+    st = pd.DataFrame({"run_id": "r", "step": t, "loss": loss})
+    pf = pd.DataFrame({"run_id": ["r"], "activation": ["sigmoid"], "plateau_steps": [99], "grad_w1_init": [1e-4]})
+    table = pd.DataFrame({"run_id": ["r"], "start_step": [1], "end_step": [99]})
+    _ok(plots.plateau_runs(st, pf, table, tmp_path / "pl"), "pl")
