@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--probe-every", type=_num(int), help=f"probe gradient flow every K steps (default: {d.probe_every})")
     g.add_argument("--probe-size", type=_num(int), help=f"examples in the fixed probe batch (default: {d.probe_size})")
     g.add_argument("--eps", type=_num(float), help=f"saturation threshold on |phi'| (default: {d.eps:g})")
+    g.add_argument("--sharpness-every", type=_num(int),
+                   help="top Hessian eigenvalue of the probe loss every K steps, by Lanczos (default: 0 = off)")
+    g.add_argument("--sharpness-iters", type=_num(int), help=f"Lanczos steps per sharpness measurement (default: {d.sharpness_iters})")
     g.add_argument("--no-act-timing", action="store_true",
                    help="skip timing each activation's own forward+backward")
     g = p.add_argument_group("execution")
@@ -143,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _FLAG_KEYS = ("name", "out_dir", "seeds", "widths", "channels", "sigma_b2", "sigma_w2s", "depths", "dataset", "data_dir", "download",
               "train_size", "optimizer", "lr", "momentum", "batch_size", "epochs", "device", "probe_every",
-              "probe_size", "eps", "adam_eps", "subset_seed", "train_sizes")
+              "probe_size", "eps", "adam_eps", "subset_seed", "train_sizes", "sharpness_every", "sharpness_iters")
 
 
 def config_from_args(args: argparse.Namespace) -> C.StudyConfig:

@@ -60,6 +60,13 @@ def write_samples(cfg: StudyConfig, folder: str, n_per_class: int = 2) -> None:
     results.atomic_write(os.path.join(folder, "samples.npz"), buf.getvalue())
 
 
+def data_facts(cfg: StudyConfig) -> dict:
+    """The data set as the report names it: name, train and test sizes, input shape, classes."""
+    data = load_data(data_spec(cfg, cfg.seeds[0]))
+    return {"name": cfg.dataset, "train": int(len(data.x_train)), "test": int(len(data.x_test)),
+            "input_shape": list(data.input_shape), "classes": int(data.num_classes)}
+
+
 def write_correlation(cfg: StudyConfig, folder: str, log: Callable[[str], None] = print) -> dict:
     """``correlation.csv``: c_l and q_l of input pairs through random nets at initialisation (no training),
     for the study's activations, σ_w² grid, σ_b² and seeds; returns the measurement's settings and time."""
@@ -128,6 +135,8 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
                 "compute_time_s": round(compute, 3), "timing_method": METHOD}
         store.write_study(info)
         write_samples(cfg, folder)
+        info["data"] = data_facts(cfg)
+        store.write_study(info)
         order = [r.run_id for r in runs]
 
         def commit(records: Sequence[RunRecords]) -> None:

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from empirical import probes
+from empirical import probes, sharpness
 from empirical.config import ConfigError, RunConfig
 from empirical.models import (Arch, StackedModel, conv_strategy, init_params, init_sigmas, layer_sigmas,
                               torch_activation)
@@ -131,7 +131,13 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
         layer_rows.append((step, epoch, {m: {l: v.detach().cpu().tolist() for l, v in d.items()}
                                          for m, d in res.items()}))
 
+    def do_sharpness(step: int, epoch: int) -> None:
+        res = sharpness.measure(model, params, x_probe, y_probe, opt, iters=first.sharpness_iters, seed=first.seed)
+        layer_rows.append((step, epoch, {m: {0: v.tolist()} for m, v in res.items()}))
+
     do_probe(0, 0)
+    if first.sharpness_every:
+        do_sharpness(0, 0)
     step = 0
     group_train_time = 0.0
     for epoch in range(1, first.epochs + 1):
@@ -155,6 +161,10 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
                     torch.cuda.synchronize()
                 pt = time.perf_counter()
                 do_probe(step, epoch)
+                t0 += time.perf_counter() - pt
+            if first.sharpness_every and step % first.sharpness_every == 0 and step != total_steps:
+                pt = time.perf_counter()
+                do_sharpness(step, epoch)
                 t0 += time.perf_counter() - pt
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -184,6 +194,8 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
         if all(d is not None for d in diverged_at):
             break
     do_probe(step, epoch)
+    if first.sharpness_every:
+        do_sharpness(step, epoch)
 
     act_times = {}
     if time_activations:

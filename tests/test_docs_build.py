@@ -174,9 +174,7 @@ def test_results_pages_from_real_study(built):
 
     site, results = built["site"], built["results"]
     study = _page(site, "experiments/tiny")
-    for stem in FIGURES:
-        if stem == "predicted_vs_measured":                 # on the predictions page
-            continue
+    for stem in set(FIGURES) - {"predicted_vs_measured", "sharpness", "plateaus"}:   # the first: predictions page
         assert f'src="../figures/tiny/{stem}.png"' in study, stem
         assert (site / "experiments" / "figures" / "tiny" / f"{stem}.png").is_file()
     runs = pd.read_csv(results / "tiny" / "runs.csv")
@@ -207,3 +205,98 @@ def test_missing_results_build_passes_and_says_so(built):
         html = _page(site, url)
         assert "does not exist" in html and str(missing) in html
     assert not (site / "experiments" / "tiny").exists()
+
+
+def _chromium():
+    import shutil
+    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not _chromium(), reason="no chromium on PATH (apt-get install -y chromium, or set CHROMIUM): "
+                                            "the screenshot check needs a browser")
+def test_screenshots_every_formula_typeset_at_both_widths(built, tmp_path):
+    """docs/screenshots.sh on the built site: full-page shots at 1280 and 390 px of the math-heavy pages;
+    no TeX error, no formula collapsed to under 2x2 px, nothing sticking out of the content column."""
+    import json
+
+    pages = "/ /meanfield/ /activations/gelu/ /convergence/"
+    pages = " ".join(p for p in pages.split() if (built["site"] / p.strip("/") / "index.html").exists())
+    env = {**os.environ, "PYTHON": sys.executable, "PAGES": pages, "CHROMIUM": _chromium()}
+    proc = subprocess.run(["bash", "docs/screenshots.sh", str(tmp_path), str(built["site"])], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {s["width"] for s in summary} == {1280, 390} and len(summary) == 2 * len(pages.split())
+    for s in summary:
+        assert s["math"] > 0 and s["tex_errors"] == 0 and s["zero_size"] == 0, s
+        assert s["overflow_px"] <= 1, s
+        assert Path(s["png"]).stat().st_size > 10_000
+
+
+def test_overview_findings_link_to_existing_figures_and_verdict_rows(built):
+    """Every finding on the overview names a figure (its anchor exists on the study page, next to the image)
+    and a verdict row (its id exists on the predictions page); the fixture's predictions give at least 3."""
+    site = built["site"]
+    index = _page(site, "")
+    part = index.split('id="what-we-found"')[1].split('id="how-this-report-works"')[0]
+    items = re.findall(r"<li>(.*?)</li>", part, flags=re.S)
+    assert len(items) >= 3, part[:2000]
+    preds = _page(site, "predictions")
+    for it in items:
+        assert re.search(r"\d", re.sub(r"<[^>]+>", "", it)), it          # a number
+        assert "interval" in it, it                                          # with its interval
+        fig = re.search(r'href="experiments/([^/"#]+)/#(fig-[a-z-]+)"', it)
+        ver = re.search(r'href="predictions/#(v-[a-z0-9-]+)"', it)
+        assert fig and ver, it
+        page = _page(site, f"experiments/{fig.group(1)}")
+        assert f'id="{fig.group(2)}"' in page, fig.group(0)
+        after = page.split(f'id="{fig.group(2)}"', 1)[1][:3000]
+        img = re.search(r'src="([^"]+\.png)"', after)
+        assert img and (site / "experiments" / fig.group(1) / img.group(1)).resolve().is_file(), fig.group(0)
+        assert f'id="{ver.group(1)}"' in preds, ver.group(1)
+
+
+class _Text(HTMLParser):
+    """Visible text outside code, pre, script, style and MathJax source (arithmatex spans)."""
+
+    SKIP = {"code", "pre", "script", "style"}
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.stack, self.text = 0, [], []
+
+    VOID = {"img", "br", "hr", "meta", "link", "input", "source", "col", "area", "base", "wbr", "embed", "track"}
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.VOID:
+            return
+        skip = tag in self.SKIP or "arithmatex" in (dict(attrs).get("class") or "")
+        self.stack.append((tag, skip))
+        self.depth += skip
+
+    def handle_endtag(self, tag):
+        if not any(t == tag for t, _ in self.stack):
+            return
+        while self.stack:
+            t, skip = self.stack.pop()
+            self.depth -= skip
+            if t == tag:
+                break
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.text.append(data)
+
+
+def test_no_literal_subscript_underscores_outside_math(built):
+    """σ_w², q_l, z_l written as text would show their underscore: every such subscript must be math."""
+    bad = re.compile(r"(?<![A-Za-z0-9_])[A-Za-zα-ωΑ-Ω]_(?:[A-Za-z0-9]{1,3}|\{)(?![A-Za-z0-9_])")
+    offenders = []
+    for html in built["site"].rglob("index.html"):
+        if "assets" in html.parts or "search" in html.parts:
+            continue
+        p = _Text()
+        p.feed(html.read_text(encoding="utf-8"))
+        for m in bad.finditer(" ".join(p.text)):
+            offenders.append(f"{html.relative_to(built['site'])}: {m.group(0)}")
+    assert not offenders, offenders[:20]

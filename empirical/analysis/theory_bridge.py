@@ -26,7 +26,7 @@ from empirical.analysis.results_schema import Study, at_probe, layer_values
 
 __all__ = ["RunTheory", "run_theory", "theories", "cumulative", "small_derivative_set",
            "saturation_probability", "lipschitz_constant", "zero_on_interval", "symmetry", "q_star", "chi1",
-           "layer_sigmas", "study_theories"]
+           "layer_sigmas", "study_theories", "predicted_saturation"]
 
 def _act(name: str):
     from theory.activations import lookup
@@ -247,3 +247,26 @@ def study_theories(study: Study) -> dict:
     if study not in _STUDY_CACHE:
         _STUDY_CACHE[study] = theories(study.runs, study.layers)
     return _STUDY_CACHE[study]
+
+
+def predicted_saturation(study: Study) -> pd.DataFrame:
+    """The mean-field saturated fraction at initialisation per hidden layer, P(|φ′(√q_l u)| < ε) at each
+    run's measured q_l (first probe), averaged over seeds: activation, variant, layer, value."""
+    from empirical.analysis.results_schema import variant_labels
+
+    lay, runs = study.layers, study.runs
+    q = at_probe(lay, "preact_q", "first")
+    if not len(q) or "eps" not in runs.columns:
+        return pd.DataFrame(columns=["activation", "variant", "layer", "value"])
+    info = runs.assign(variant=variant_labels(runs)).set_index("run_id")
+    depth = info["depth"]
+    rows = []
+    for _, r in q.iterrows():
+        rid, layer = r["run_id"], int(r["layer"])
+        if rid not in info.index or not 1 <= layer <= int(depth.loc[rid]):
+            continue
+        act = info.loc[rid, "activation"]
+        rows.append({"activation": act, "variant": info.loc[rid, "variant"], "layer": layer,
+                     "value": saturation_probability(act, float(r["value"]), float(info.loc[rid, "eps"]))})
+    out = pd.DataFrame(rows, columns=["activation", "variant", "layer", "value"])
+    return out.groupby(["activation", "variant", "layer"], as_index=False)["value"].mean()
