@@ -29,16 +29,17 @@ class Task:
 
 def plan(cfg: StudyConfig, skip: set[str] = frozenset(),
          no_edge: frozenset[str] = frozenset()) -> tuple[list[RunConfig], list[Task]]:
-    """All runs of the study, and the tasks that train those not in ``skip``.
+    """All runs of the study, and the tasks (whole groups) that train those not in ``skip``.
 
-    Runs with ``init = critical`` for an activation in ``no_edge`` (no edge of chaos) are left out.
+    A group is the unit of training, of commit and of resume: it is left out only when every one of its
+    runs is in ``skip``. Runs with ``init = critical`` for an activation in ``no_edge`` (no edge of
+    chaos) are left out.
     """
     runs = [r for r in cfg.runs() if not (r.init == "critical" and r.activation in no_edge)]
     groups: dict[tuple, list[RunConfig]] = {}
     for r in runs:
-        if r.run_id not in skip:
-            groups.setdefault(r.group_key, []).append(r)
-    return runs, [Task(tuple(g)) for g in groups.values()]
+        groups.setdefault(r.group_key, []).append(r)
+    return runs, [Task(tuple(g)) for g in groups.values() if not all(r.run_id in skip for r in g)]
 
 
 _DATA_CACHE: dict = {}
@@ -132,30 +133,29 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
     """Train every unfinished run of ``cfg`` and write the results folder; resumable at task granularity."""
     no_edge = preflight(cfg, check_device=executor != "ray")
     folder = cfg.folder
-    results.check_writable(folder)
     store = results.Store(folder)
-    lock = results.Lock(folder)
-    lock.acquire()
     t0 = time.perf_counter()
-    try:
+    with store:
+        runs, groups = plan(cfg, set(), no_edge)
+        store.check_study(cfg.to_json(), [[r.run_id for r in g.runs] for g in groups])
         done = store.finished()
-        runs, tasks = plan(cfg, set(done), no_edge)
+        _, tasks = plan(cfg, set(done), no_edge)
         if no_edge:
             log(f"init critical: no edge of chaos at sigma_b2={cfg.sigma_b2:g} for {', '.join(sorted(no_edge))}; "
                 "those runs are left out")
         skipped = len(runs) - sum(len(t.runs) for t in tasks)
         if skipped:
             log(f"resuming: {skipped} of {len(runs)} runs already finished in {folder}; training {len(runs) - skipped}")
-        info = {"config": cfg.to_json(), "environment": results.environment(), "status": "running",
+        info = {"config": cfg.to_json(), "environment": results.environment(), "status": results.STATUS_INCOMPLETE,
                 "runs": len(runs), "tasks": len(tasks),
+                "groups": [[r.run_id for r in g.runs] for g in groups],
                 "left_out": {"init=critical (no edge of chaos)": sorted(no_edge)}}
         store.write_study(info)
         write_samples(cfg, folder)
         order = [r.run_id for r in runs]
 
         def commit(records: Sequence[RunRecords]) -> None:
-            for rec in records:
-                store.write_run(rec)
+            store.write_group(records)
             store.merge(order, log)
 
         try:
@@ -169,13 +169,13 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
                 run_local(cfg, tasks, commit, progress=progress, **executor_opts)
         except KeyboardInterrupt:
             store.merge(order, log)
-            info.update(status="interrupted", wall_time_s=round(time.perf_counter() - t0, 3))
+            info.update(wall_time_s=round(time.perf_counter() - t0, 3))
             store.write_study(info)
             raise
         rows = store.merge(order, log)
         wall = time.perf_counter() - t0
-        info.update(status="complete", wall_time_s=round(wall, 3))
+        if len(rows) != len(runs):  # pragma: no cover - a commit that did not land
+            raise results.ResultsError(f"{len(runs) - len(rows)} runs of {folder} were not saved; run the same command again")
+        info.update(status=results.STATUS_COMPLETE, wall_time_s=round(wall, 3))
         store.write_study(info)
         return Outcome(folder, runs, rows, len(runs) - skipped, skipped, wall)
-    finally:
-        lock.release()
