@@ -87,8 +87,10 @@ def ensure_dir(path: str) -> None:
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
-            raise ResultsError(f"cannot create folder {path} ({exc.strerror}); choose another --out-dir") from None
+            raise ResultsError(f"output folder {path} is not writable ({exc.strerror}); choose another --out-dir") from None
         return
+    except OSError as exc:
+        raise ResultsError(f"output folder {path} is not writable ({exc.strerror}); choose another --out-dir") from None
     if not stat.S_ISDIR(st.st_mode):
         raise ResultsError(f"{path} is a {_kind(st.st_mode)}, not a folder; refusing to write into it")
 

@@ -307,11 +307,23 @@ def _main(argv: Sequence[str] | None) -> int:
     except bad_input as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError) and not _is_oom(exc):
+            raise
+        print(f"error: out of memory while training ({_one_line(exc)[:200]}); finished groups are saved: use a "
+              "smaller study (fewer activations per group, a smaller --width or --batch-size) or more memory",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     rows = [outcome.rows[r.run_id] for r in outcome.runs if r.run_id in outcome.rows]
     log(f"{outcome.trained} runs trained, {outcome.skipped} reused, in {outcome.wall_time_s:.1f} s; "
         f"results in {outcome.folder}/")
     print(format_summary(summary_rows(rows)))
     return 0
+
+
+def _is_oom(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text or "can't allocate memory" in text
 
 
 def _one_line(exc: BaseException) -> str:

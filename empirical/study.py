@@ -131,6 +131,10 @@ class Outcome:
 def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
               log: Callable[[str], None] = print, **executor_opts) -> Outcome:
     """Train every unfinished run of ``cfg`` and write the results folder; resumable at task granularity."""
+    if executor != "ray":
+        from empirical import resources
+
+        resources.check(cfg, workers=executor_opts.get("workers", 1))
     no_edge = preflight(cfg, check_device=executor != "ray")
     folder = cfg.folder
     store = results.Store(folder)
