@@ -18,14 +18,14 @@ from typing import Any
 DEFAULT_ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "silu", "selu", "gelu")
 MODELS = ("mlp", "tinyvgg")
 OPTIMIZERS = ("adam", "sgd")
-INITS = ("default", "he", "xavier", "lecun", "critical")
+INITS = ("default", "he", "xavier", "lecun", "critical", "gaussian")
 DEVICES = ("cpu", "cuda", "auto")
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "mnist1d")
 
 
 MAX_RUNS = 100_000
 MAX_LIST = 10_000
-MAX_DEPTH = 200
+MAX_DEPTH = 1000
 MAX_WIDTH = 16384
 MAX_CHANNELS = 1024
 MAX_CONFIG_BYTES = 1 << 20
@@ -43,6 +43,7 @@ class RunConfig:
     seed: int = 42
     init: str = "default"
     sigma_b2: float = 0.0
+    sigma_w2: float | None = None
     model: str = "mlp"
     widths: tuple[int, ...] = (128, 64)
     channels: int = 8
@@ -59,14 +60,17 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        d = dataclasses.asdict(self)
+        if d["sigma_w2"] is None:  # runs made before the field existed keep their ids
+            d.pop("sigma_w2")
+        blob = json.dumps(d, sort_keys=True, default=list)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     @property
     def group_key(self) -> tuple:
         """Runs with equal keys are trained together in one batched program."""
         d = dataclasses.asdict(self)
-        for k in ("activation", "init", "sigma_b2"):
+        for k in ("activation", "init", "sigma_b2", "sigma_w2"):
             d.pop(k)
         return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
 
@@ -87,6 +91,8 @@ class StudyConfig:
     seeds: tuple[int, ...] = (42, 451)
     inits: tuple[str, ...] = ("default",)
     sigma_b2: float = _RUN_DEFAULTS.sigma_b2
+    sigma_w2s: tuple[float, ...] = ()
+    depths: tuple[int, ...] = ()
     models: tuple[str, ...] = ("mlp",)
     widths: tuple[int, ...] = _RUN_DEFAULTS.widths
     channels: int = _RUN_DEFAULTS.channels
@@ -105,11 +111,24 @@ class StudyConfig:
     device: str = "cpu"
     out_dir: str = "results"
     time_activations: bool = True
+    correlation: bool = False
 
     def runs(self) -> list[RunConfig]:
+        """The grid, depth-major: ``depths`` (if given) make MLPs of ``widths[0]`` units per layer; init
+        ``gaussian`` takes each σ_w² of ``sigma_w2s`` (W ~ N(0, σ_w²/fan_in), b ~ N(0, σ_b²))."""
         shared = {k: getattr(self, k) for k in _SHARED}
-        return [RunConfig(activation=act, seed=seed, init=init, model=model, **shared)
-                for model in self.models for seed in self.seeds for init in self.inits for act in self.activations]
+        archs = [(self.widths[0],) * d for d in self.depths] if self.depths else [self.widths]
+        out = []
+        for widths in archs:
+            shared["widths"] = widths
+            for model in self.models:
+                for seed in self.seeds:
+                    for init in self.inits:
+                        for sw2 in (self.sigma_w2s if init == "gaussian" else (None,)):
+                            out += [RunConfig(activation=act, seed=seed, init=init, model=model,
+                                              sigma_w2=None if sw2 is None else float(sw2), **shared)
+                                    for act in self.activations]
+        return out
 
     @property
     def folder(self) -> str:
@@ -145,6 +164,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         name="depth-sweep", widths=(256,) * 30, inits=("default", "he", "critical"), sigma_b2=0.05,
         activations=("relu", "leaky_relu", "sigmoid", "tanh", "silu", "selu", "gelu", "elu"),
         seeds=(1, 2, 3), epochs=1, probe_every=1000, probe_size=512, lr=1e-3),
+    "trainability": dict(
+        description="trainable depth vs the correlation depth scale (Schoenholz et al. 2017) on MNIST-1D (generated "
+                    "offline): MLP width 64, depths 5-100, sigma_w2 0.5-4.0 step 0.25 at sigma_b2 = 0.05, "
+                    "tanh/elu/selu/relu, 3 seeds, SGD lr 0.01, batch 32, 250 steps; plus c_l, q_l at init",
+        name="trainability", dataset="mnist1d", activations=("tanh", "elu", "selu", "relu"),
+        inits=("gaussian",), sigma_w2s=tuple(0.5 + 0.25 * i for i in range(15)), sigma_b2=0.05,
+        depths=(5, 8, 12, 16, 24, 32, 48, 64, 100), widths=(64,), seeds=(1, 2, 3), optimizer="sgd", lr=0.01,
+        batch_size=32, epochs=2, probe_every=100000, probe_size=128, time_activations=False, correlation=True),
+    "trainability-full": dict(
+        description="the paper's scale, for a GPU or a Ray cluster: MNIST (--download), MLP width 300, depths 10-300, "
+                    "sigma_w2 1.0-4.0 step 0.25 at sigma_b2 = 0.05, 4 activations, 3 seeds, SGD lr 1e-3, batch 128, "
+                    "10 epochs (4,690 steps)",
+        name="trainability-full", dataset="mnist", activations=("tanh", "elu", "selu", "relu"),
+        inits=("gaussian",), sigma_w2s=tuple(1.0 + 0.25 * i for i in range(13)), sigma_b2=0.05,
+        depths=(10, 20, 30, 40, 50, 75, 100, 150, 200, 250, 300), widths=(300,), seeds=(1, 2, 3),
+        optimizer="sgd", lr=1e-3, batch_size=128, epochs=10, probe_every=100000, probe_size=256,
+        time_activations=False, correlation=True),
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(StudyConfig)}
@@ -240,7 +276,8 @@ def validate(cfg: StudyConfig) -> StudyConfig:
         raise ConfigError("activations is empty; give at least one (e.g. relu)")
     for name, values in (("seeds", cfg.seeds), ("inits", cfg.inits), ("models", cfg.models)):
         _unique(name, values)
-    n_runs = len(cfg.activations) * len(cfg.seeds) * len(cfg.inits) * len(cfg.models)
+    n_inits = sum(len(cfg.sigma_w2s) if i == "gaussian" else 1 for i in cfg.inits)
+    n_runs = len(cfg.activations) * len(cfg.seeds) * n_inits * len(cfg.models) * max(1, len(cfg.depths))
     if n_runs > MAX_RUNS:
         raise ConfigError(f"the study has {n_runs:,} runs (activations x seeds x inits x models); at most "
                           f"{MAX_RUNS:,} are allowed: split it into several studies")
@@ -300,13 +337,27 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     if cfg.momentum != 0 and cfg.optimizer != "sgd":
         raise ConfigError(f"momentum {cfg.momentum:g} is set but optimizer is {cfg.optimizer!r}, which ignores it; "
                           "use --optimizer sgd or drop --momentum")
-    if cfg.sigma_b2 != 0 and "critical" not in cfg.inits:
+    if cfg.sigma_b2 != 0 and not {"critical", "gaussian"} & set(cfg.inits):
         raise ConfigError(f"sigma_b2 {cfg.sigma_b2:g} is set but no init uses it (inits: {', '.join(cfg.inits)}); "
-                          "it applies to --init critical only")
+                          "it applies to --init critical and --init gaussian only")
+    if ("gaussian" in cfg.inits) != bool(cfg.sigma_w2s):
+        raise ConfigError("init 'gaussian' and sigma_w2s go together: give --init gaussian with --sigma-w2 "
+                          f"1.0,1.5,... (got inits {list(cfg.inits)}, sigma_w2s {list(cfg.sigma_w2s)})")
+    for w in cfg.sigma_w2s:
+        _finite("every sigma_w2", w, lo=0.0)
+    if len(set(cfg.sigma_w2s)) != len(cfg.sigma_w2s):
+        raise ConfigError(f"sigma_w2s contain duplicates: {list(cfg.sigma_w2s)}")
+    for d in cfg.depths:
+        _positive_int("every depth", d)
+    if cfg.depths and (max(cfg.depths) > MAX_DEPTH or len(set(cfg.depths)) != len(cfg.depths)):
+        raise ConfigError(f"depths {_show(list(cfg.depths))} must be distinct and at most {MAX_DEPTH}")
+    if cfg.depths and cfg.models != ("mlp",):
+        raise ConfigError(f"depths need the mlp model alone, got models {list(cfg.models)}")
     return dataclasses.replace(cfg, activations=tuple(acts))
 
 
-_ELEMENT = {"activations": str, "seeds": int, "inits": str, "models": str, "widths": int}
+_ELEMENT = {"activations": str, "seeds": int, "inits": str, "models": str, "widths": int, "sigma_w2s": float,
+            "depths": int}
 
 
 def _coerce(key: str, value, strict: bool):
@@ -322,16 +373,16 @@ def _coerce(key: str, value, strict: bool):
             raise ConfigError(f"{key} has {len(value):,} entries; at most {MAX_LIST:,} are allowed")
         want = _ELEMENT[key]
         for v in value:
-            if isinstance(v, bool) or not isinstance(v, want):
-                raise ConfigError(f"every entry of {key} must be {'a string' if want is str else 'an integer'}, "
-                                  f"got {type(v).__name__} {_show(v)}")
+            if isinstance(v, bool) or not isinstance(v, (int, float) if want is float else want):
+                kind = {str: "a string", int: "an integer", float: "a number"}[want]
+                raise ConfigError(f"every entry of {key} must be {kind}, got {type(v).__name__} {_show(v)}")
         return tuple(value)
     _check_field(key, value)
     return value
 
 
 _EXAMPLES = {"activations": '["relu", "tanh"]', "seeds": "[1, 2]", "inits": '["he"]', "models": '["mlp"]',
-             "widths": "[128, 64]"}
+             "widths": "[128, 64]", "sigma_w2s": "[1.0, 1.5]", "depths": "[5, 10]"}
 
 
 def from_mapping(data: dict, base: StudyConfig | None = None, source: str = "config", strict: bool = False) -> StudyConfig:

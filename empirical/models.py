@@ -179,12 +179,18 @@ def torch_activation(act: registry.Activation, native: bool = True) -> Callable[
 
 # ----------------------------------------------------------------------------- initialisation
 
-def init_sigmas(init: str, act_name: str, fan_in: int, fan_out: int, sigma_b2: float) -> tuple[float, float]:
+def init_sigmas(init: str, act_name: str, fan_in: int, fan_out: int, sigma_b2: float,
+                sigma_w2: float | None = None) -> tuple[float, float]:
     """(σ_w², σ_b²) of a scheme for one layer, with Var(W_ij) = σ_w²/fan_in and Var(b_i) = σ_b².
 
     torch default (kaiming_uniform, a=√5): σ_w² = 1/3 and σ_b² = 1/(3·fan_in); He: 2, 0; Xavier (Glorot):
-    2·fan_in/(fan_in+fan_out), 0; LeCun: 1, 0; critical: the edge of chaos σ_w²(σ_b²) from theory, σ_b².
+    2·fan_in/(fan_in+fan_out), 0; LeCun: 1, 0; critical: the edge of chaos σ_w²(σ_b²) from theory, σ_b²;
+    gaussian: the run's own ``sigma_w2``, σ_b².
     """
+    if init == "gaussian":
+        if sigma_w2 is None or not sigma_w2 > 0:
+            raise ValueError(f"init 'gaussian' needs a positive sigma_w2, got {sigma_w2!r}")
+        return float(sigma_w2), sigma_b2
     if init == "default":
         return 1.0 / 3.0, 1.0 / (3.0 * fan_in)
     if init == "he":
@@ -214,8 +220,8 @@ def critical_sigma_w2(act_name: str, sigma_b2: float) -> float:
     return _CRIT[key]
 
 
-def _draw(shape, init, act_name, fan_in, fan_out, sigma_b2, gen):
-    sw2, sb2 = init_sigmas(init, act_name, fan_in, fan_out, sigma_b2)
+def _draw(shape, init, act_name, fan_in, fan_out, sigma_b2, gen, sigma_w2=None):
+    sw2, sb2 = init_sigmas(init, act_name, fan_in, fan_out, sigma_b2, sigma_w2)
     if init == "default":
         bound = 1.0 / math.sqrt(fan_in)
         w = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
@@ -258,24 +264,25 @@ class Arch:
         return conv + 2 * self.layers[-1][1] * self.num_classes
 
 
-def init_params(arch: Arch, inits: Sequence[tuple[str, str, int, float]], dtype=torch.float32,
+def init_params(arch: Arch, inits: Sequence[tuple], dtype=torch.float32,
                 device="cpu") -> list[torch.Tensor]:
-    """Stacked parameters [W_1, b_1, ..., W_L, b_L] for runs given as (activation, init, seed, σ_b²).
+    """Stacked parameters [W_1, b_1, ..., W_L, b_L] for runs given as (activation, init, seed, σ_b²[, σ_w²]).
 
     Each run draws from its own generator seeded with its seed, in float64, so that a run's
     initial weights do not depend on which other runs share its program.
     """
     per_run = []
-    for act_name, init, seed, sb2 in inits:
+    for act_name, init, seed, sb2, *rest in inits:
+        sw2 = rest[0] if rest else None
         gen = torch.Generator().manual_seed(int(seed))
         params = []
         for kind, fan_in, fan_out in arch.layers:
             if kind == "linear":
-                w, b = _draw((fan_out, fan_in), init, act_name, fan_in, fan_out, sb2, gen)
+                w, b = _draw((fan_out, fan_in), init, act_name, fan_in, fan_out, sb2, gen, sw2)
                 params += [w.T.contiguous(), b]
             else:
                 fi = fan_in * 9
-                w, b = _draw((fan_out, fi), init, act_name, fi, fan_out * 9, sb2, gen)
+                w, b = _draw((fan_out, fi), init, act_name, fi, fan_out * 9, sb2, gen, sw2)
                 params += [w.reshape(fan_out, fan_in, 3, 3), b]
         per_run.append(params)
     return [torch.stack([p[i] for p in per_run]).to(device=device, dtype=dtype).requires_grad_(True)

@@ -121,7 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"initialisation: {', '.join(C.INITS)}; repeatable (default: default = torch's own, "
                         "sigma_w^2 = 1/3; critical = the edge of chaos from theory)")
     g.add_argument("--sigma-b2", type=_num(float),
-                   help=f"bias variance for --init critical (default: {d.sigma_b2})")
+                   help=f"bias variance for --init critical and gaussian (default: {d.sigma_b2})")
+    g.add_argument("--sigma-w2", dest="sigma_w2s", type=_csv(float), action=_Extend, metavar="LIST",
+                   help="weight variances for --init gaussian (W ~ N(0, sigma_w2/fan_in)), e.g. 1.0,1.5,2.0; "
+                        "runs differing only in sigma_w2 train as one batched program")
+    g.add_argument("--depths", type=_csv(int), action=_Extend, metavar="LIST",
+                   help="a grid of MLP depths (hidden layers of --width units each), e.g. 5,10,20")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help=f"{', '.join(C.DATASETS)} (default: {d.dataset}, ships with scikit-learn)")
     g.add_argument("--data-dir", help=f"where torchvision data sets live (default: {d.data_dir})")
@@ -155,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_FLAG_KEYS = ("name", "out_dir", "seeds", "widths", "channels", "sigma_b2", "dataset", "data_dir", "download",
+_FLAG_KEYS = ("name", "out_dir", "seeds", "widths", "channels", "sigma_b2", "sigma_w2s", "depths", "dataset", "data_dir", "download",
               "train_size", "optimizer", "lr", "momentum", "batch_size", "epochs", "device", "probe_every",
               "probe_size", "eps")
 
@@ -181,7 +186,7 @@ def config_from_args(args: argparse.Namespace):
         over["models"] = [m.strip() for item in args.model for m in item.split(",") if m.strip()]
     if args.depth is not None or args.width is not None:
         over["depth"] = args.depth if args.depth is not None else len(cfg.widths)
-        over["width"] = args.width if args.width is not None else 128
+        over["width"] = args.width if args.width is not None else (cfg.widths[0] if cfg.depths else 128)
     if args.no_act_timing:
         over["time_activations"] = False
     cfg = C.from_mapping(over, base=cfg, source="flags")

@@ -118,6 +118,22 @@ def write_samples(cfg: StudyConfig, folder: str, n_per_class: int = 2) -> None:
     results.atomic_write(os.path.join(folder, "samples.npz"), buf.getvalue())
 
 
+def write_correlation(cfg: StudyConfig, folder: str, log: Callable[[str], None] = print) -> dict:
+    """``correlation.csv``: c_l and q_l of input pairs through random nets at initialisation (no training),
+    for the study's activations, σ_w² grid, σ_b² and seeds; returns the measurement's settings and time."""
+    import os
+
+    from empirical import correlation
+
+    spec = correlation.spec_for_study(cfg)
+    t0 = time.perf_counter()
+    rows = correlation.measure(spec, resolve_device(cfg.device))
+    results.atomic_write(os.path.join(folder, "correlation.csv"), results.to_csv(rows, correlation.COLUMNS))
+    took = time.perf_counter() - t0
+    log(f"correlation propagation at init: {len(rows)} rows in {took:.1f} s")
+    return {**dataclasses.asdict(spec), "time_s": round(took, 3)}
+
+
 @dataclass
 class Outcome:
     folder: str
@@ -177,6 +193,8 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
             store.write_study(info)
             raise
         rows = store.merge(order, log)
+        if cfg.correlation:
+            info["correlation"] = write_correlation(cfg, folder, log)
         wall = time.perf_counter() - t0
         if len(rows) != len(runs):  # pragma: no cover - a commit that did not land
             raise results.ResultsError(f"{len(runs) - len(rows)} runs of {folder} were not saved; run the same command again")

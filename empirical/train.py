@@ -104,7 +104,7 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
     x_test = data.x_test.to(device)
     y_test = data.y_test.to(device)
 
-    params = init_params(arch, [(r.activation, r.init, r.seed, r.sigma_b2) for r in ordered], device=device)
+    params = init_params(arch, [(r.activation, r.init, r.seed, r.sigma_b2, r.sigma_w2) for r in ordered], device=device)
     opt = make_optimizer(params, first)
 
     gen = torch.Generator().manual_seed(first.seed)
@@ -230,7 +230,7 @@ def _finish(rec: RunRecords, r: int, diverged_step, layer_rows, group_time, act_
     reach = next((e["epoch"] for e in epochs if (e["test_acc"] or 0) >= 0.9), None)
     last = epochs[-1] if epochs else {}
     _, fan_in, fan_out = arch.layers[1] if len(arch.layers) > 2 else arch.layers[0]
-    sw2, sb2 = init_sigmas(cfg.init, cfg.activation, fan_in, fan_out, cfg.sigma_b2)
+    sw2, sb2 = init_sigmas(cfg.init, cfg.activation, fan_in, fan_out, cfg.sigma_b2, cfg.sigma_w2)
     status = "diverged" if diverged_step is not None else "finished"
     rec.row = {
         "run_id": cfg.run_id, "activation": cfg.activation, "seed": cfg.seed, "init": cfg.init,
