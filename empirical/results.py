@@ -251,6 +251,8 @@ class Store:
         self.folder = folder
         self.parts = os.path.join(folder, "parts")
         self.lock = Lock(folder)
+        self.where: dict[str, str] = {}
+        self.legacy = False
 
     # --- lifecycle
 
@@ -294,8 +296,11 @@ class Store:
 
     # --- identity
 
-    def check_study(self, config: dict, groups: Sequence[Sequence[str]]) -> None:
-        """Refuse a folder that holds another study (another config or grouping, or not a study at all)."""
+    def check_study(self, config: dict, groups: Sequence[Sequence[str]], defaults: dict | None = None) -> bool:
+        """Refuse a folder that holds another study (another config or grouping, or not a study at all).
+
+        Returns True for a folder of the earlier one-run layout (no groups recorded): usable only when every
+        run in it is finished (nothing to retrain, so no grouping to match)."""
         path = os.path.join(self.folder, "study.json")
         name = os.path.basename(os.path.normpath(self.folder))
         hint = (f"pick another --name (e.g. --name {name}-2) or --out-dir for this study, or delete "
@@ -307,7 +312,7 @@ class Store:
                 raise ResultsError(f"folder {self.folder} is not empty and holds no study.json (it has "
                                    f"{', '.join(sorted(others)[:3])}{', ...' if len(others) > 3 else ''}); "
                                    f"refusing to write into it: {hint}")
-            return
+            return False
         try:
             with open(path, "rb") as fh:
                 old = json.loads(fh.read().decode())
@@ -316,7 +321,7 @@ class Store:
                 raise ValueError("config is not a table")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ResultsError(f"{path} is unreadable or not a study record ({type(exc).__name__}); {hint}") from None
-        a, b = _identity(old_config), _identity(config)
+        a, b = _identity({**(defaults or {}), **old_config}), _identity(config)  # fields added since: defaults
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         if diff:
             k = diff[0]
@@ -324,15 +329,17 @@ class Store:
                 f"folder {self.folder} holds a different study ({k} was {_short(a.get(k))}, now {_short(b.get(k))}"
                 f"{f'; {len(diff) - 1} more setting(s) differ' if len(diff) > 1 else ''}); {hint}")
         if old_groups is None:
-            raise ResultsError(f"folder {self.folder} was written by an earlier version without group records; {hint}")
+            return True
         if sorted(map(sorted, old_groups)) != sorted(map(sorted, groups)):
             raise ResultsError(f"folder {self.folder} holds this study batched into other groups (made by "
                                f"another version of the engine); its numbers would differ; {hint}")
+        return False
 
     # --- reading
 
     def committed(self) -> dict[str, list[str]]:
-        """group_id -> run ids of every committed group folder (not verified)."""
+        """group_id -> run ids of every committed group folder (not verified). A folder of the earlier
+        one-run layout (``parts/<run_id>/`` holding the files and a manifest of their sums) is a group of one."""
         out = {}
         try:
             names = sorted(os.listdir(self.parts))
@@ -343,30 +350,44 @@ class Store:
                 continue
             try:
                 with open(os.path.join(self.parts, gid, "manifest.json"), "rb") as fh:
-                    out[gid] = list(json.loads(fh.read().decode())["runs"])
+                    manifest = json.loads(fh.read().decode())
+                out[gid] = list(manifest["runs"]) if "runs" in manifest else [gid]
             except (OSError, ValueError, KeyError, TypeError):
                 out[gid] = []
         return out
+
+    def _files(self, gid: str, manifest: dict) -> tuple[list[str], dict[str, str], dict[str, str]]:
+        """(run ids, file -> sha256, run id -> its folder) of a group folder in either layout."""
+        part = os.path.join(self.parts, gid)
+        if "runs" in manifest:
+            runs, sums = manifest["runs"], manifest["files"]
+            if gid != group_id(runs) or set(sums) != {f"{r}/{f}" for r in runs for f in RUN_FILES}:
+                raise ValueError("manifest does not match the folder")
+            return runs, sums, {r: os.path.join(part, r) for r in runs}
+        if set(manifest) != set(RUN_FILES):
+            raise ValueError("manifest does not match the folder")
+        self.legacy = True
+        return [gid], manifest, {gid: part}
 
     def finished(self) -> dict[str, dict]:
         """run_id -> run row for every run of a committed group whose files pass their checksums;
         ResultsError (naming the group folder) if any is corrupt."""
         done = {}
+        self.where: dict[str, str] = {}
         for gid in self.committed():
             part = os.path.join(self.parts, gid)
             try:
                 with open(os.path.join(part, "manifest.json"), "rb") as fh:
                     manifest = json.loads(fh.read().decode())
-                runs, sums = manifest["runs"], manifest["files"]
-                if gid != group_id(runs) or set(sums) != {f"{r}/{f}" for r in runs for f in RUN_FILES}:
-                    raise ValueError("manifest does not match the folder")
+                runs, sums, where = self._files(gid, manifest)
                 for name, digest in sums.items():
                     with open(os.path.join(part, name), "rb") as fh:
                         if _sha(fh.read()) != digest:
                             raise ValueError(f"{name} does not match its checksum")
                 for r in runs:
-                    with open(os.path.join(part, r, "run.json"), "rb") as fh:
+                    with open(os.path.join(where[r], "run.json"), "rb") as fh:
                         done[r] = json.loads(fh.read().decode())
+                self.where.update(where)
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ResultsError(
                     f"results of group {gid} in {part} are corrupted or truncated ({_short(exc)}); delete that "
@@ -421,7 +442,7 @@ class Store:
         it was interrupted) was edited by hand: it is kept beside as ``<table>.csv.edited`` and named.
         """
         rows = self.finished()
-        where = {r: os.path.join(self.parts, gid, r) for gid, runs in self.committed().items() for r in runs}
+        where = self.where
         ids = [i for i in order if i in rows]
         texts = {"runs": to_csv([rows[i] for i in ids])}
         for table in TABLES[1:]:

@@ -98,9 +98,15 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
     t0 = time.perf_counter()
     with store:
         runs, groups = plan(cfg, set(), no_edge)
-        store.check_study(cfg.to_json(), [[r.run_id for r in g.runs] for g in groups])
+        legacy = store.check_study(cfg.to_json(), [[r.run_id for r in g.runs] for g in groups],
+                                   defaults=StudyConfig().to_json())
         done = store.finished()
         _, tasks = plan(cfg, set(done), no_edge)
+        if (legacy or store.legacy) and tasks:
+            raise results.ResultsError(
+                f"folder {folder} was written by an earlier version, one run at a time, and {len(tasks)} of its "
+                "groups are unfinished: resuming would batch them differently; pick another --name (or "
+                f"--out-dir), or delete {folder} to start it again")
         if no_edge:
             log(f"init critical: no edge of chaos at sigma_b2={cfg.sigma_b2:g} for {', '.join(sorted(no_edge))}; "
                 "those runs are left out")

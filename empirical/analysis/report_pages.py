@@ -606,8 +606,19 @@ def display(p: Path) -> str:
         return str(p)
 
 
-def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs: Path | None) -> dict[str, str]:
-    """The generated pieces hand-written pages pull in with ``<!-- actlab:NAME -->``, by NAME."""
+def damaged_study_page(study: Path, reason: str) -> str:
+    """The page of a study folder that could not be read: what is wrong, what to do."""
+    return ("---\nhide:\n  - toc\n---\n" + f"# Study `{study.name}`\n\n"
+            f"!!! failure \"This study folder is damaged and left out of the report\"\n"
+            f"    `{_md_escape(display(study))}`: {_md_escape(reason)}\n\n"
+            "    Rerun the study (`python -m empirical.run` with its command) or remove the folder, then rebuild.\n")
+
+
+def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs: Path | None,
+             damaged: dict[str, str] | None = None) -> dict[str, str]:
+    """The generated pieces hand-written pages pull in with ``<!-- actlab:NAME -->``, by NAME.
+
+    ``damaged`` (study or file -> reason) are listed in a warning above the studies table."""
     where = f"`{display(root)}`"
     if not root.is_dir():
         missing = (f"!!! note \"No results\"\n    The results folder {where} does not exist, so there is "
@@ -625,6 +636,9 @@ def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs:
             [[f"[{s.name}]({s.name}.md)", _count_runs(s), _activations_of(s),
               ", ".join(sorted(p.name for p in s.iterdir() if p.is_file() and not p.name.startswith(".")))]
              for s in found]))
+    if damaged:
+        studies_md = ("!!! warning \"Left out: damaged results\"\n" + "".join(
+            f"    - `{_md_escape(k)}`: {_md_escape(v)}\n" for k, v in sorted(damaged.items())) + "\n" + studies_md)
     if missing and pred is None:
         pred_md = missing.replace("{up}", "")
     elif pred is None or not len(pred):

@@ -256,3 +256,36 @@ def test_memory_estimate_is_an_upper_bound_of_the_parameters():
     assert est.state_bytes == 4 * 2 * params * 4
     with pytest.raises(resources.ResourceError, match="needs about"):
         resources.check(cfg, available=1000)
+
+
+def test_an_immutable_table_is_one_line(tmp_path, capsys):
+    argv = ["--out-dir", str(tmp_path), "--name", "s", "--activation", "relu", "--seeds", "1,2", *TINY]
+    assert run_main(argv) == 0
+    runs = tmp_path / "s" / "runs.csv"
+    folder = tmp_path / "s"
+    import shutil as _sh
+
+    _sh.rmtree(next((folder / "parts").iterdir()))  # one group to redo, so runs.csv must be rewritten
+    made = subprocess.run(["chattr", "+i", str(runs)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make a file immutable here ({made.stderr.strip() or 'chattr failed'})")
+    try:
+        capsys.readouterr()
+        one_line(capsys, run_main(argv), "cannot write", str(runs))
+        assert not [p for p in folder.rglob(".tmp-*")]
+        assert json.loads((folder / "study.json").read_text())["status"] == "incomplete"
+    finally:
+        subprocess.run(["chattr", "-i", str(runs)], capture_output=True)
+
+
+def test_a_finished_folder_of_the_earlier_one_run_layout_is_reused_byte_for_byte(tmp_path, capsys):
+    shipped = os.path.join(ROOT, "results", "default")
+    shutil.copytree(shipped, tmp_path / "default")
+    assert run_main(["--out-dir", str(tmp_path), "--no-progress", "--quiet"]) == 0, capsys.readouterr().err
+    for t in ("runs", "epochs", "steps", "layers"):
+        assert (tmp_path / "default" / f"{t}.csv").read_bytes() == open(os.path.join(shipped, f"{t}.csv"), "rb").read()
+    info = json.loads((tmp_path / "default" / "study.json").read_text())
+    assert info["status"] == "complete" and info["groups"]
+    shutil.rmtree(next(p for p in (tmp_path / "default" / "parts").iterdir()))
+    capsys.readouterr()
+    one_line(capsys, run_main(["--out-dir", str(tmp_path), "--no-progress", "--quiet"]), "earlier version", "--name")
