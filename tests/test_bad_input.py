@@ -112,8 +112,8 @@ RUN_CASES = {
     "terminal escape in a value": (["--dataset", "\x1b[2J\x1b[31mmnist"], ["\\x1b[2j"]),
     "study too large for memory": (["--depth", "200", "--width", "16384"], ["needs about", "available"]),
     "seed too large": (["--seeds", str(2**40)], ["seed", str(2**40)]),
-    "no edge of chaos": (["--init", "critical", "--activation", "sigmoid", "--sigma-b2", "0.05", "--epochs", "1"],
-                         ["sigmoid", "edge of chaos"]),
+    "no edge of chaos": (["--init", "critical", "--activation", "gelu", "--sigma-b2", "0.05", "--epochs", "1"],
+                         ["gelu", "edge of chaos"]),
 }
 
 
