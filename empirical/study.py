@@ -97,12 +97,13 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
     folder = cfg.folder
     store = results.Store(folder)
     t0 = time.perf_counter()
+    one_machine = executor == "local" and executor_opts.get("workers", 1) <= 1
     with store:
-        runs, groups = plan(cfg, set(), no_edge)
+        runs, groups = plan(cfg, set(), no_edge, merge_seeds=one_machine)
         legacy = store.check_study(cfg.to_json(), [[r.run_id for r in g.runs] for g in groups],
                                    defaults=StudyConfig().to_json())
         done = store.finished()
-        _, tasks = plan(cfg, set(done), no_edge)
+        _, tasks = plan(cfg, set(done), no_edge, merge_seeds=one_machine)
         if (legacy or store.legacy) and tasks:
             raise results.ResultsError(
                 f"folder {folder} was written by an earlier version, one run at a time, and {len(tasks)} of its "
