@@ -482,6 +482,18 @@ class Store:
         atomic_write(sums_path, json.dumps({t: [new[t]] for t in TABLES}))
         return rows
 
+    def merged_intact(self) -> bool:
+        """True iff every merged table exists with the bytes this program last wrote (.merged.json)."""
+        try:
+            last = _read_sums(os.path.join(self.folder, ".merged.json"))
+            for table in TABLES:
+                with open(os.path.join(self.folder, f"{table}.csv"), "rb") as fh:
+                    if last.get(table) != [_sha(fh.read())]:
+                        return False
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return True
+
     def read_study(self) -> dict:
         """The study.json written before (empty if none or unreadable)."""
         try:
@@ -528,6 +540,28 @@ def _fsync_dir(path: str) -> None:
 def _short(value, n: int = 80) -> str:
     text = " ".join(str(value).split())
     return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def code_revision() -> str:
+    """The code that wrote a study: ``git:<commit>`` (``+dirty`` with uncommitted changes) in a checkout,
+    else ``actlab <version>`` of the installed package, else "unknown"."""
+    import subprocess
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return f"git:{head}" + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib import metadata
+
+    try:
+        return f"actlab {metadata.version('actlab')}"
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def environment() -> dict:
