@@ -136,7 +136,7 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
         if skipped:
             log(f"resuming: {skipped} of {len(runs)} runs already finished in {folder}; training {len(runs) - skipped}")
         previous = store.read_study()
-        resumed = skipped or previous.get("status") in ("interrupted", results.STATUS_INCOMPLETE)
+        resumed = skipped or bool(previous)  # the same study (check_study): its compute so far adds up
         compute = float(previous.get("compute_time_s", previous.get("wall_time_s", 0.0)) or 0.0) if resumed else 0.0
         info = {"config": cfg.to_json(), "environment": results.environment(), "status": results.STATUS_INCOMPLETE,
                 "code_revision": results.code_revision(),
