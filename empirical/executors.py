@@ -10,7 +10,7 @@ import sys
 from typing import Callable, Sequence
 
 from empirical.config import StudyConfig
-from empirical.study import Task, data_spec, load_data, run_task, steps_of
+from empirical.tasks import Task, data_spec, load_data, run_task, steps_of
 
 
 def _bar(total: int, unit: str, enabled: bool):
@@ -62,6 +62,7 @@ def _limit_threads(n: int) -> None:
 
 
 def run_ray(cfg: StudyConfig, tasks: Sequence[Task], commit: Callable, progress: bool = True, **opts) -> None:
-    from empirical.ray_executor import run_ray as _run
+    """``empirical.ray_executor.run_ray``, imported only when used (Ray is optional)."""
+    from empirical import ray_executor
 
-    _run(cfg, tasks, commit, progress=progress, **opts)
+    ray_executor.run_ray(cfg, tasks, commit, progress=progress, **opts)

@@ -7,7 +7,7 @@ tasks still in flight, and running the same command again resumes. The merged ta
 the study's run order, so the results do not depend on which task finished first.
 
 Workers never receive tensors: each gets the task's ``DataSpec`` and loads the data itself
-(``empirical.study.load_data`` memoises one data set per worker process).
+(``empirical.tasks.load_data`` memoises one data set per worker process).
 
 Cluster address: ``None`` starts a local Ray instance on this machine (or reuses one this process
 already started, or connects to ``$RAY_ADDRESS`` if set); ``auto``, ``HOST:PORT`` (the head's GCS port,
@@ -26,7 +26,7 @@ import sys
 from typing import Callable, Sequence
 
 from empirical.config import ConfigError, StudyConfig
-from empirical.study import Task, data_spec, run_task
+from empirical.tasks import Task, data_spec, run_task
 
 RAY_MISSING = "--executor ray needs Ray: pip install -e '.[ray]'"
 

@@ -1,76 +1,17 @@
-"""Running a study: split it into tasks (groups of runs trained together), skip finished runs,
-train the rest, write each task's runs atomically, merge the tables.
-
-``run_task`` is a pure function of its inputs (runs, data spec, device) returning records, so the
-same task runs in this process, in a worker process, or on a Ray worker.
+"""Running a study: plan its tasks (``empirical.tasks``), skip finished runs, train the rest with an executor,
+write each task's runs atomically, merge the tables.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from empirical import results
 from empirical.config import ConfigError, RunConfig, StudyConfig
-from empirical.train import RunRecords, resolve_device, train_group
-
-
-@dataclass(frozen=True)
-class Task:
-    """Runs that share a group key; trained as one batched program."""
-
-    runs: tuple[RunConfig, ...]
-
-    @property
-    def steps(self) -> int:
-        return self.runs[0].epochs
-
-
-def plan(cfg: StudyConfig, skip: set[str] = frozenset(),
-         no_edge: frozenset[str] = frozenset()) -> tuple[list[RunConfig], list[Task]]:
-    """All runs of the study, and the tasks that train those not in ``skip``.
-
-    Runs with ``init = critical`` for an activation in ``no_edge`` (no edge of chaos) are left out.
-    """
-    runs = [r for r in cfg.runs() if not (r.init == "critical" and r.activation in no_edge)]
-    groups: dict[tuple, list[RunConfig]] = {}
-    for r in runs:
-        if r.run_id not in skip:
-            groups.setdefault(r.group_key, []).append(r)
-    return runs, [Task(tuple(g)) for g in groups.values()]
-
-
-_DATA_CACHE: dict = {}
-
-
-def data_spec(cfg: StudyConfig, seed: int):
-    from empirical.data import DataSpec
-
-    return DataSpec(name=cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
-                    train_size=cfg.train_size, seed=seed)
-
-
-def load_data(spec):
-    from empirical.data import load
-
-    key = spec if spec.train_size is not None else dataclasses.replace(spec, seed=0)
-    if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()
-        _DATA_CACHE[key] = load(spec)
-    return _DATA_CACHE[key]
-
-
-def run_task(task: Task, spec, device: str, time_activations: bool = True,
-             progress: Callable[[int], None] | None = None) -> list[RunRecords]:
-    data = load_data(spec)
-    return train_group(task.runs, data, resolve_device(device), progress=progress,
-                       time_activations=time_activations)
-
-
-def steps_of(task: Task, n_train: int) -> int:
-    r = task.runs[0]
-    return -(-n_train // r.batch_size) * r.epochs
+from empirical.executors import run_local, run_ray
+from empirical.tasks import data_spec, load_data, plan
+from empirical.train import RunRecords, resolve_device
 
 
 def preflight(cfg: StudyConfig, check_device: bool = True) -> frozenset[str]:
@@ -176,12 +117,8 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
 
         try:
             if executor == "ray":
-                from empirical.executors import run_ray
-
                 run_ray(cfg, tasks, commit, progress=progress, **executor_opts)
             else:
-                from empirical.executors import run_local
-
                 run_local(cfg, tasks, commit, progress=progress, **executor_opts)
         except KeyboardInterrupt:
             store.merge(order, log)

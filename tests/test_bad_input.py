@@ -95,8 +95,8 @@ RUN_CASES = {
     "formula with a singularity": (["--activation", "1/x"], ["singular", "1/x"]),
     "formula not depending on x": (["--activation", "exp(2)"], ["does not depend on x"]),
     "zero workers": (["--workers", "0"], ["workers", "0"]),
-    "no edge of chaos": (["--init", "critical", "--activation", "sigmoid", "--sigma-b2", "0.05", "--epochs", "1"],
-                         ["sigmoid", "edge of chaos"]),
+    "no edge of chaos": (["--init", "critical", "--activation", "gelu", "--sigma-b2", "0.05", "--epochs", "1"],
+                         ["gelu", "edge of chaos"]),
 }
 
 

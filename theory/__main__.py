@@ -5,7 +5,7 @@
     python -m theory --activation relu --formula "x*erf(x)" --eps 0.001
     python -m theory --long                   # one block per activation, with f' and f''
     python -m theory meanfield --sigma-w2 2 --sigma-b2 0.1 [--json]
-    python -m theory meanfield --critical --sigma-b2 0
+    python -m theory meanfield --critical --sigma-b2 0.3 [--q0 1] [--json]
 
 Bad input (unknown activation, bad formula, bad number) prints one line "error: ..." on stderr and
 exits with status 2.
@@ -63,7 +63,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="weight variance sigma_w^2 (> 0)")
     m.add_argument("--sigma-b2", type=_number(0.0, True), default=0.0,
                    help="bias variance sigma_b^2 (>= 0, default 0)")
-    m.add_argument("--critical", action="store_true", help="print the critical sigma_w2 (edge of chaos)")
+    m.add_argument("--critical", action="store_true",
+                   help="the edge of chaos: every sigma_w2 with chi1(q*) = 1 at this sigma_b2, with q*, L'(q*), "
+                        "its kind and whether a network started at --q0 reaches it")
+    m.add_argument("--q0", type=_number(0.0, False), default=1.0,
+                   help="variance of the first layer's pre-activations the iteration starts from (> 0, default 1)")
     m.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     m.add_argument("--activation", "-a", action="append", metavar="NAME", default=argparse.SUPPRESS)
     m.add_argument("--formula", "-f", action="append", metavar="EXPR", default=argparse.SUPPRESS)
@@ -198,25 +202,44 @@ def _properties(args, acts: list[A.Activation]) -> str:
     return _table(_COLS, [_row(a, p) for a, p in props]) + "\n\n" + _legend(args.eps)
 
 
+_KIND_TEXT = {"critical": "critical", "critical-unstable": "critical, unstable (not reached)",
+              "q-infinity-limit": "q* -> inf limit (chi1 -> 1 only asymptotically)", "none": "none"}
+
+
 def _meanfield(args, acts: list[A.Activation]) -> str:
     from theory import meanfield as M
 
     as_json = getattr(args, "json", False)
+    num = lambda v: "—" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else f"{v:.5g}"  # noqa: E731
     if args.critical:
-        rows = [(a, M.critical_sigma_w2(a, args.sigma_b2)) for a in acts]
+        rows = [(a, M.edge_of_chaos(a, args.sigma_b2, args.q0), M.critical_sigma_w2(a, args.sigma_b2, args.q0))
+                for a in acts]
         if as_json:
-            return json.dumps([{"activation": a.name, "sigma_b2": args.sigma_b2, "critical_sigma_w2": _j(v)}
-                               for a, v in rows], indent=1)
-        return _table(("activation", "sigma_b2", "critical sigma_w2"),
-                      [(_name(a), f"{args.sigma_b2:g}", "none" if math.isnan(v) else f"{v:.6g}") for a, v in rows])
-    res = [(a, M.summary(a, args.sigma_w2, args.sigma_b2)) for a in acts]
+            return json.dumps([{"activation": a.name, "sigma_b2": args.sigma_b2, "q0": args.q0,
+                                "critical_sigma_w2": _j(v), "edges": [e.to_json() for e in edges]}
+                               for a, edges, v in rows], indent=1)
+        lines = []
+        for a, edges, v in rows:
+            for e in edges:
+                reached = "yes" if e.reached_from_q0 else "no"
+                lines.append((_name(a), f"{args.sigma_b2:g}", "—" if math.isnan(e.sigma_w2) else f"{e.sigma_w2:.8g}",
+                              num(e.q_star), num(e.chi1), num(e.stability), _KIND_TEXT[e.kind],
+                              reached if e.kind != "none" else "—"))
+        head = f"edge of chaos chi1(q*) = 1; reached: from q0 = {args.q0:g}\n"
+        legend = ("\nL'(q*): slope of the length map at q* (< 1 stable); the critical sigma_w2 a network "
+                  "reaches is the smallest reached 'critical', else a reached limit")
+        return head + _table(("activation", "sigma_b2", "sigma_w2", "q*", "chi1", "L'(q*)", "kind", "reached"),
+                             lines) + legend
+    res = [(a, M.summary(a, args.sigma_w2, args.sigma_b2, args.q0)) for a in acts]
     if as_json:
         return json.dumps([r.to_json() for _, r in res], indent=1)
-    num = lambda v: "—" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else f"{v:.5g}"  # noqa: E731
-    rows = [(_name(a), num(r.q_star), num(r.chi1), num(r.xi_q), num(r.xi_c), getattr(r, "phase", ""))
-            for a, r in res]
-    head = f"sigma_w2 = {args.sigma_w2:g}, sigma_b2 = {args.sigma_b2:g}\n"
-    return head + _table(("activation", "q*", "chi1", "xi_q", "xi_c", "phase"), rows)
+    rows = [(_name(a), num(r.q_star), num(r.chi1), num(r.chi_q), num(r.c_star), num(r.chi_c),
+             num(r.xi_q), num(r.xi_c), r.phase) for a, r in res]
+    head = f"sigma_w2 = {args.sigma_w2:g}, sigma_b2 = {args.sigma_b2:g}, q0 = {args.q0:g}\n"
+    legend = ("\nchi_q = L'(q*); c* = stable fixed point of the correlation map (1 when ordered), "
+              "chi_c = its slope there; xi = -1/log chi (inf at the edge of chaos)")
+    return head + _table(("activation", "q*", "chi1", "chi_q", "c*", "chi_c(c*)", "xi_q", "xi_c", "phase"),
+                         rows) + legend
 
 
 def _j(v: float):

@@ -18,7 +18,8 @@ from empirical.data import DataSpec, load
 from empirical.models import compile_expr, torch_activation
 from empirical.results import Lock, ResultsError
 from empirical.run import main
-from empirical.study import plan, run_study
+from empirical.study import run_study
+from empirical.tasks import plan
 from empirical.train import train_group
 from theory import activations as registry
 

@@ -1,4 +1,4 @@
-"""empirical.plots: pure figure functions (frames in, PNG + SVG out), one colour per activation."""
+"""empirical.analysis.figures: pure figure functions (frames in, PNG + SVG out), one colour per activation."""
 from __future__ import annotations
 
 import shutil
@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 FIXTURE = REPO / "tests" / "fixtures" / "results" / "tiny"
 
-from empirical import plots  # noqa: E402
+from empirical.analysis import figures as plots  # noqa: E402
+from empirical.analysis.results_schema import ACTIVATION_ORDER  # noqa: E402
 from theory.activations import get  # noqa: E402
 
 
@@ -26,6 +27,7 @@ def _ok(paths, stem):
 
 def test_colours_fixed_distinct_and_alias_aware():
     builtin = [plots.color_for(n) for n in plots.COLORS]
+    assert tuple(plots.COLORS) == ACTIVATION_ORDER
     assert len(set(builtin)) == len(builtin)
     assert plots.color_for("swish") == plots.color_for("silu") == plots.color_for("silu(beta=1)")
     assert plots.color_for("Leaky-ReLU") == plots.COLORS["leaky_relu"]

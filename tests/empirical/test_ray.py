@@ -66,7 +66,7 @@ def test_ray_results_equal_local_results(ray_session, tmp_path):
 
 def test_task_error_is_raised_as_its_own_exception(ray_session):
     from empirical.ray_executor import run_ray
-    from empirical.study import Task
+    from empirical.tasks import Task
 
     cfg = StudyConfig(activations=("relu",), seeds=(1, 2), epochs=1, widths=(8,))
     mixed = Task((RunConfig(seed=1, widths=(8,), epochs=1), RunConfig(seed=2, widths=(8,), epochs=1)))

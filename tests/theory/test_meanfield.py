@@ -272,8 +272,8 @@ def test_critical_reference_values():
     assert mf.critical_sigma_w2("relu", 0.0) == 2.0
     assert mf.critical_sigma_w2("relu", 0.1) == 2.0
     assert mf.critical_sigma_w2("leaky_relu", 0.0) == pytest.approx(2 / (1 + 1e-4), rel=1e-10)
-    assert math.isnan(mf.critical_sigma_w2("sigmoid", 0.0))
-    assert mf.critical_sigma_w2("sigmoid", 0.0, sigma_w2_max=200.0) == pytest.approx(102, abs=3)
+    assert math.isnan(mf.critical_sigma_w2("sigmoid", 0.0, sigma_w2_max=100.0))
+    assert mf.critical_sigma_w2("sigmoid", 0.0) == pytest.approx(103.0, abs=0.1)
 
 
 def test_critical_point_is_critical_for_all_builtins():
@@ -295,7 +295,8 @@ def test_depth_scales_tanh():
     assert xi_c == math.inf and 0 < xi_q < math.inf
     xi_q, xi_c = mf.depth_scales("tanh", 1.2, 0.05)
     assert 0 < xi_c < math.inf and 0 < xi_q < math.inf
-    assert mf.depth_scales("tanh", 2.5, 0.05)[1] < 0                  # chaotic: c = 1 repels
+    xi_q, xi_c = mf.depth_scales("tanh", 2.5, 0.05)                   # chaotic: ξ_c at c* < 1
+    assert 0 < xi_c < math.inf and mf.correlation_fixed_point("tanh", 2.5, 0.05) < 1
 
 
 @pytest.mark.parametrize("name", ["tanh", "hardtanh", "elu", "gelu"])

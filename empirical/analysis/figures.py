@@ -1,4 +1,4 @@
-"""Figures for the report: tables in, PNG and SVG files out.
+"""Figures for the report: tables in, PNG and SVG files out (one colour per activation everywhere).
 
 Every figure function is pure: it takes DataFrames (or arrays) and an output path *without*
 suffix, writes ``<out>.png`` and ``<out>.svg`` and returns both paths. No pyplot state is used
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -25,6 +26,11 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
+
+from empirical.analysis.results_schema import (VARIANT_COLUMNS, activation_order, at_probe,
+                                               canonical_activation, hidden_only, read_csv, variant_labels,
+                                               with_variants)
+from empirical.analysis.theory_bridge import theories
 
 __all__ = [
     "COLORS", "color_for", "save",
@@ -49,15 +55,10 @@ COLORS: dict[str, str] = {
     "telu": "#393b79",
     "hardtanh": "#000000",
 }
-_ALIASES = {"swish": "silu", "logistic": "sigmoid", "lrelu": "leaky_relu", "leakyrelu": "leaky_relu"}
 _EXTRA = ["#637939", "#e7969c", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#843c39",
           "#636363", "#a55194", "#6b6ecf", "#b5cf6b"]
 _LINESTYLES = ["-", "--", ":", "-."]
 _HATCHES = ["", "//", "\\\\", "xx", "--", "++", "||"]  # line hatches only: dot hatches bloat SVGs
-# Columns of runs.csv that may distinguish runs of one activation within a study.
-# (sigma_w2 is left out: under one init it differs per activation, e.g. the critical init.)
-VARIANT_COLUMNS = ("model", "dataset", "train_size", "init", "sigma_b2", "optimizer", "lr", "batch_size",
-                   "depth", "width", "widths", "epochs")
 
 
 def color_for(activation: str) -> str:
@@ -66,8 +67,7 @@ def color_for(activation: str) -> str:
     Built-ins have fixed colours; any other name gets one of a spare palette, chosen by a hash
     of the name so it is the same in every figure and every run.
     """
-    key = str(activation).strip().lower().replace("-", "_").split("(")[0]
-    key = _ALIASES.get(key, key)
+    key = canonical_activation(activation)
     if key in COLORS:
         return COLORS[key]
     h = int(hashlib.sha1(str(activation).encode()).hexdigest(), 16)
@@ -99,33 +99,6 @@ def _log_axis(ax, which: str = "y") -> None:
     axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades < 2 else (1.0,)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-
-
-def _order(activations: Iterable[str]) -> list[str]:
-    """Activations in registry order (built-ins first), then the rest alphabetically."""
-    acts = list(dict.fromkeys(activations))
-    known = list(COLORS)
-
-    def key(a):
-        base = str(a).strip().lower().replace("-", "_").split("(")[0]
-        base = _ALIASES.get(base, base)
-        return (known.index(base) if base in known else len(known), str(a))
-
-    return sorted(acts, key=key)
-
-
-def _variant_labels(df: pd.DataFrame) -> pd.Series:
-    """One label per row naming what distinguishes runs of one activation (or '' if nothing)."""
-    if "variant" in df.columns:
-        return df["variant"].fillna("").astype(str)
-    cols = [c for c in VARIANT_COLUMNS if c in df.columns and df[c].nunique(dropna=False) > 1]
-    for c in reversed(list(cols)):      # drop a column the others determine (sigma_b2 set by init)
-        rest = [k for k in cols if k != c] + (["activation"] if "activation" in df.columns else [])
-        if rest and (df.groupby(rest, dropna=False)[c].nunique(dropna=False) <= 1).all():
-            cols.remove(c)
-    if not cols:
-        return pd.Series([""] * len(df), index=df.index)
-    return df[cols].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in zip(cols, r)), axis=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,7 +155,7 @@ def activation_curves(df: pd.DataFrame, out: str | Path, *, title: str | None = 
     """
     orders = sorted(df["order"].unique())
     fig, axes = _figure(len(orders), 1, w=3.3, h=2.7)
-    acts = _order(df["activation"].unique())
+    acts = activation_order(df["activation"].unique())
     for ax, k in zip(axes[0], orders):
         sub = df[df["order"] == k]
         for a in acts:
@@ -212,7 +185,7 @@ def meanfield_curves(df: pd.DataFrame, out: str | Path, *,
     """
     fig, axes = _figure(1, 2, w=7.5, h=3.4, sharex=True)
     ax_c, ax_q = axes[0][0], axes[1][0]
-    for a in _order(df["activation"].unique()):
+    for a in activation_order(df["activation"].unique()):
         d = df[df["activation"] == a].sort_values("sigma_w2")
         col = color_for(a)
         chi = d["chi1"].where((d["chi1"] > 0) & np.isfinite(d["chi1"]))
@@ -251,10 +224,10 @@ def _mean_band(df: pd.DataFrame, x: str, y: str, by: Sequence[str]) -> pd.DataFr
 
 def _lines_by_activation(ax, df: pd.DataFrame, x: str, y: str, *, band: bool = True, lw: float = 1.5,
                          legend_labels: bool = True, marker: str | None = None) -> None:
-    df = df.assign(variant=_variant_labels(df))
+    df = df.assign(variant=variant_labels(df))
     variants = sorted(df["variant"].unique())
     stats = _mean_band(df, x, y, ["activation", "variant"])
-    for a in _order(stats["activation"].unique()):
+    for a in activation_order(stats["activation"].unique()):
         for i, v in enumerate(variants):
             d = stats[(stats["activation"] == a) & (stats["variant"] == v)].sort_values(x)
             if d.empty:
@@ -325,8 +298,8 @@ def bar_by_activation(runs: pd.DataFrame, columns: str | Sequence[str], out: str
     Runs with status "diverged" are counted and the count is written above the bar.
     """
     columns = [columns] if isinstance(columns, str) else list(columns)
-    df = runs.assign(variant=_variant_labels(runs))
-    acts = _order(df["activation"].unique())
+    df = runs.assign(variant=variant_labels(runs))
+    acts = activation_order(df["activation"].unique())
     variants = sorted(df["variant"].unique())
     series = [(c, v) for c in columns for v in variants]
     width = 0.8 / len(series)
@@ -401,8 +374,8 @@ def layer_heatmaps(layers: pd.DataFrame, out: str | Path, *, metric: str = "grad
     Values are averaged over seeds; all panels share one colour scale.
     """
     df = layers[layers["metric"] == metric]
-    df = df.assign(variant=_variant_labels(df))
-    keys = [(a, v) for a in _order(df["activation"].unique()) for v in sorted(df["variant"].unique())
+    df = df.assign(variant=variant_labels(df))
+    keys = [(a, v) for a in activation_order(df["activation"].unique()) for v in sorted(df["variant"].unique())
             if not df[(df["activation"] == a) & (df["variant"] == v)].empty]
     ncols = min(3, max(1, len(keys)))
     nrows = max(1, math.ceil(len(keys) / ncols))
@@ -436,8 +409,6 @@ def layer_heatmaps(layers: pd.DataFrame, out: str | Path, *, metric: str = "grad
 
 def _layer_order(layers) -> list:
     """Layers in network order: numeric ids ascending, else by the trailing number in the name."""
-    import re
-
     def key(v):
         m = re.findall(r"\d+", str(v))
         return (int(m[-1]) if m else 10**9, str(v))
@@ -462,7 +433,7 @@ def depth_profile(df: pd.DataFrame, out: str | Path, *, value: str = "value", so
     styles = {"measured": dict(ls="-", marker="o", ms=3), "predicted": dict(ls="--", lw=2.0)}
     for ax, fv in zip(axes.ravel(), facets):
         d0 = df if fv is None else df[df[facet] == fv]
-        for a in _order(d0["activation"].unique()):
+        for a in activation_order(d0["activation"].unique()):
             for src in sorted(d0[source].unique(), key=lambda s: (s != "measured", s)):
                 d = d0[(d0["activation"] == a) & (d0[source] == src)]
                 if d.empty:
@@ -486,23 +457,10 @@ def depth_profile(df: pd.DataFrame, out: str | Path, *, value: str = "value", so
     for ax in axes.ravel()[:len(facets)]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    order = sorted(handles, key=lambda lab: (_order(list({k.rsplit(" (", 1)[0] for k in handles})).index(
+    order = sorted(handles, key=lambda lab: (activation_order(list({k.rsplit(" (", 1)[0] for k in handles})).index(
         lab.rsplit(" (", 1)[0]), lab))
     fig.legend([handles[k] for k in order], order, loc="outside right center", fontsize=7)
     return save(fig, out)
-
-
-def _first_probe(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
-    d = layers[layers["metric"] == metric]
-    return d[d["step"] == d.groupby("run_id")["step"].transform("min")]
-
-
-def _hidden_only(d: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
-    """Keep hidden layers 1..depth (drop layer 0 = input and depth+1 = output) where runs give depth."""
-    if runs is None or "depth" not in runs.columns or not pd.api.types.is_numeric_dtype(d["layer"]):
-        return d
-    depth = d["run_id"].map(runs.set_index("run_id")["depth"])
-    return d[(d["layer"] >= 1) & ((depth.isna()) | (d["layer"] <= depth))]
 
 
 def measured_depth_profile(layers: pd.DataFrame, runs: pd.DataFrame | None = None, *,
@@ -513,7 +471,7 @@ def measured_depth_profile(layers: pd.DataFrame, runs: pd.DataFrame | None = Non
     kept (hidden layers 1..depth only when ``runs`` gives each run's depth); named layers are
     numbered 0, 1, … in network order.
     """
-    d = _hidden_only(_first_probe(layers, metric), runs)
+    d = hidden_only(at_probe(layers, metric), runs)
     if not pd.api.types.is_numeric_dtype(d["layer"]):
         order = {lay: i for i, lay in enumerate(_layer_order(d["layer"].unique()))}
         d = d.assign(layer=d["layer"].map(order))
@@ -530,32 +488,21 @@ def predicted_depth_profile(runs: pd.DataFrame, layers: pd.DataFrame, *,
                             metric: str = "grad_norm_z") -> pd.DataFrame:
     """The mean-field prediction of log ‖∂L/∂z_l‖² at initialisation for every MLP run.
 
-    For run r with σ_w², σ_b², depth L (from ``runs``) and measured q_1 (``preact_q`` of layer 1 at
-    the first probe), ``theory.meanfield.predicted_log_grad_profile`` gives
-    G_l = Σ_{k=l}^{L−1} log χ₁(q_k); the prediction is anchored at the measured value of the last
-    hidden layer: predicted_l = measured_L + G_l. Rows: run_id, activation, seed, variant columns,
+    G_l = Σ_{k=l}^{L−1} log χ₁(q_k) from ``theory_bridge.RunTheory`` (the same profile the claims test:
+    q_1 = σ_w² mean(x²) + σ_b² with the measured input moment), anchored at the measured value of the
+    last hidden layer: predicted_l = measured_L + G_l. Rows: run_id, activation, seed, variant columns,
     layer, value, source = "predicted". Runs that are not MLPs or lack the numbers are skipped.
     """
-    from theory import meanfield
-    from theory.activations import lookup
-
     meas = measured_depth_profile(layers, runs, metric=metric)
-    q1 = _first_probe(layers, "preact_q")
-    q1 = q1[q1["layer"] == 1].set_index("run_id")["value"]
     rows = []
-    for _, r in runs.iterrows():
-        if str(r.get("model", "mlp")) != "mlp" or r["run_id"] not in q1.index:
+    for rid, t in theories(runs, layers).items():
+        m = meas[meas["run_id"] == rid].set_index("layer")["value"]
+        if t.depth not in m.index:
             continue
-        w, b, depth = (pd.to_numeric(r.get(k), errors="coerce") for k in ("sigma_w2", "sigma_b2", "depth"))
-        m = meas[meas["run_id"] == r["run_id"]].set_index("layer")["value"]
-        if not (np.isfinite(w) and np.isfinite(b) and np.isfinite(depth)) or int(depth) not in m.index:
-            continue
-        depth = int(depth)
-        g = meanfield.predicted_log_grad_profile(lookup(str(r["activation"])), float(q1[r["run_id"]]),
-                                                 float(w), float(b), depth)
+        r = runs[runs["run_id"] == rid].iloc[0]
         base = {k: r[k] for k in ("run_id", "activation", "seed", *VARIANT_COLUMNS) if k in runs.columns}
-        for layer in range(1, depth + 1):
-            rows.append({**base, "layer": layer, "value": float(m[depth] + g[layer - 1]),
+        for layer in range(1, t.depth + 1):
+            rows.append({**base, "layer": layer, "value": float(m[t.depth] + t.log_grad[layer - 1]),
                          "source": "predicted"})
     return pd.DataFrame(rows)
 
@@ -610,7 +557,7 @@ def predicted_vs_measured(pred: pd.DataFrame, out: str | Path) -> list[Path]:
         ax.set_visible(False)
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], color=color_for(a), marker="o", ls="", label=a)
-               for a in _order(df["activation"].unique())] if len(df) else []
+               for a in activation_order(df["activation"].unique())] if len(df) else []
     handles += [Line2D([], [], color="k", marker="o", ls="", label="held"),
                 Line2D([], [], color="k", marker="X", mfc="none", ls="", label="failed")]
     fig.legend(handles=handles, loc="outside right upper", fontsize=7)
@@ -673,22 +620,11 @@ FIGURES: dict[str, tuple[str, str]] = {
     "depth_profile": ("Gradient against depth at initialisation",
                       "log ‖∂L/∂z_l‖² against hidden layer at the first probe (initialisation): measured "
                       "(solid, band ±1 std over seeds) and, for MLPs, the mean-field prediction (dashed): "
-                      "q_l iterated from the measured q_1, G_l = Σ log χ₁(q_k), anchored at the last hidden "
-                      "layer. A measured line that stops: the gradient underflowed to 0 in float32."),
+                      "q_l iterated from q_1 = σ_w² mean(x²) + σ_b² (measured input), G_l = Σ log χ₁(q_k), "
+                      "anchored at the last hidden layer. A measured line that stops: the gradient underflowed to 0 in float32."),
     "predicted_vs_measured": ("Predicted against measured",
                               "Predicted against measured value for every claim; y = x dashed."),
 }
-
-
-def _read(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.is_file() and path.stat().st_size > 0 else None
-
-
-def _with_variants(df: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
-    if runs is None or "run_id" not in df.columns:
-        return df
-    cols = [c for c in VARIANT_COLUMNS if c in runs.columns and c not in df.columns]
-    return df.merge(runs[["run_id", *cols]], on="run_id", how="left") if cols else df
 
 
 def make_all(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
@@ -710,16 +646,16 @@ def make_all(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
         paths: list[Path] = []
         for sub in subs:
             paths += make_all(sub, out_dir / sub.name)
-        root_pred = _read(results_dir / "predictions.csv")
+        root_pred = read_csv(results_dir / "predictions.csv")
         if root_pred is not None and len(root_pred):
             paths += predicted_vs_measured(root_pred, out_dir / "predicted_vs_measured")
         return paths
-    runs = _read(results_dir / "runs.csv")
-    epochs = _read(results_dir / "epochs.csv")
-    steps = _read(results_dir / "steps.csv")
-    layers = _read(results_dir / "layers.csv")
-    pred = _read(results_dir / "predictions.csv")
-    profile = _read(results_dir / "profile.csv")
+    runs = read_csv(results_dir / "runs.csv")
+    epochs = read_csv(results_dir / "epochs.csv")
+    steps = read_csv(results_dir / "steps.csv")
+    layers = read_csv(results_dir / "layers.csv")
+    pred = read_csv(results_dir / "predictions.csv")
+    profile = read_csv(results_dir / "profile.csv")
     out: list[Path] = []
     samples = results_dir / "samples.npz"
     if samples.is_file():
@@ -727,9 +663,9 @@ def make_all(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
         names = list(z["class_names"]) if "class_names" in z.files else None
         out += sample_images(z["images"], z["labels"], out_dir / "samples", class_names=names)
     if epochs is not None and len(epochs):
-        out += training_curves(_with_variants(epochs, runs), out_dir / "training_curves")
+        out += training_curves(with_variants(epochs, runs), out_dir / "training_curves")
     if steps is not None and len(steps):
-        out += step_loss(_with_variants(steps, runs), out_dir / "step_loss", smooth=10)
+        out += step_loss(with_variants(steps, runs), out_dir / "step_loss", smooth=10)
     if runs is not None and len(runs):
         if "final_test_acc" in runs.columns:
             out += final_accuracy_bars(runs, out_dir / "final_accuracy")
@@ -738,7 +674,7 @@ def make_all(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
         if "first_layer_grad_init" in runs.columns:
             out += first_layer_grad_bars(runs, out_dir / "first_layer_grad")
     if layers is not None and len(layers) and (layers["metric"] == "grad_norm_z").any():
-        layers_v = _with_variants(layers, runs)
+        layers_v = with_variants(layers, runs)
         out += layer_heatmaps(layers_v, out_dir / "layer_heatmap", metric="grad_norm_z")
         if profile is not None and len(profile):
             prof = profile
@@ -749,7 +685,7 @@ def make_all(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
                 prof = pd.concat([prof, predicted_depth_profile(runs, layers)], ignore_index=True)
         facet = "variant" if "variant" in prof.columns and prof["variant"].nunique() > 1 else None
         if facet is None:
-            varied = _variant_labels(prof)
+            varied = variant_labels(prof)
             if varied.nunique() > 1:
                 prof, facet = prof.assign(variant=varied), "variant"
         out += depth_profile(prof, out_dir / "depth_profile", facet=facet)

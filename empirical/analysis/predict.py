@@ -1,0 +1,99 @@
+"""The predictions CLI: ``python -m empirical.predict RESULTS [RESULTS ...]`` checks every claim against results.
+
+Each RESULTS is a study folder (with runs.csv) or a results root whose sub-folders are studies.
+Writes ``predictions.csv`` (columns ``empirical.analysis.verdicts.FIELDS``) to ``--out FILE``, by default
+into the parent of the first study folder, i.e. the results root (``results/predictions.csv``):
+the hypotheses compare studies, so one file covers all of them, and each row names its study.
+Prints the verdict table and, below it, the reason for every failed or not applicable claim.
+Bad input: one line on stderr, exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from typing import Sequence
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m empirical.predict",
+                description="Compare mean-field theory, activation properties and the seeds' hypotheses with "
+                            "measured results; writes predictions.csv and prints held / failed per claim.")
+    p.add_argument("results", nargs="+", metavar="RESULTS",
+                   help="a study folder (with runs.csv) or a results root containing study folders")
+    p.add_argument("--out", metavar="FILE",
+                   help="where to write the CSV (default: predictions.csv in the parent of the first study folder)")
+    p.add_argument("--quiet", action="store_true", help="print only the counts, not the table")
+    return p
+
+
+def _fmt(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if v == 0:
+        return "0"
+    a = abs(v)
+    return f"{v:.3g}" if 1e-3 <= a < 1e4 else f"{v:.2e}"
+
+
+def format_table(df) -> str:
+    """The verdict table: one line per claim; details of failures and n/a claims listed below."""
+    head = ["study", "kind", "claim", "activation", "setting", "predicted", "measured ± std", "tol", "verdict"]
+    lines = []
+    for _, r in df.iterrows():
+        meas = _fmt(r["measured"]) + ("" if math.isnan(r["measured_std"]) else f" ± {_fmt(r['measured_std'])}")
+        lines.append([r["study"], r["kind"], r["claim"], r["activation"], r["setting"], _fmt(r["predicted"]), meas,
+                      _fmt(r["tolerance"]), r["verdict"]])
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
+    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    out = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in lines]
+    notes = [f"[{r['verdict']}] {r['study']} {r['claim']} {r['activation']} ({r['setting']}): {r['detail']}"
+             for _, r in df.iterrows() if r["verdict"] != "held"]
+    if notes:
+        out += ["", "why (failed / not applicable):"] + ["  " + n for n in notes]
+    counts = df["verdict"].value_counts()
+    out += ["", ", ".join(f"{counts.get(v, 0)} {v}" for v in ("held", "failed", "not applicable"))]
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from empirical.analysis.claims import predict
+    from empirical.analysis.results_schema import ResultsError, find_studies, load_study
+    from empirical.analysis.verdicts import to_frame
+    from empirical.results import atomic_write
+
+    try:
+        folders = find_studies(args.results)
+        studies = [load_study(f) for f in folders]
+        out = args.out or os.path.join(os.path.dirname(os.path.abspath(folders[0])), "predictions.csv")
+        out_dir = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(out_dir):
+            raise ResultsError(f"cannot write {out}: folder {out_dir} does not exist")
+        df = to_frame(predict(studies))
+        try:
+            atomic_write(out, df.to_csv(index=False))
+        except OSError as exc:
+            raise ResultsError(f"cannot write {out} ({exc.strerror})") from None
+    except ResultsError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.quiet:
+        counts = df["verdict"].value_counts()
+        print(", ".join(f"{counts.get(v, 0)} {v}" for v in ("held", "failed", "not applicable")))
+    else:
+        print(format_table(df))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

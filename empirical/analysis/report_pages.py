@@ -1,0 +1,660 @@
+"""The report's Markdown: activation pages, mean-field tables, study pages and the predictions page, as strings.
+
+Pure builders: theory numbers come from ``theory`` (``activation_entry``, ``build_theory`` writes the theory
+bundle and its figures into a folder), results from ``results_schema``, figures from ``figures``. The mkdocs
+hook (``docs_hooks/actlab.py``) only caches what these build and serves it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+
+from empirical.analysis import figures as plots
+from empirical.analysis.results_schema import activation_order, prediction_files, read_csv, variant_labels
+
+REPO = Path(__file__).resolve().parents[2]
+SIGMA_W2_MIN, SIGMA_W2_MAX, SIGMA_W2_POINTS = 0.05, 4.0, 48
+SIGMA_B2_VALUES = (0.0, 0.05)          # one χ₁/q* figure per bias variance
+# σ_w² of common initialisations, for the mean-field table on each activation's page.
+STANDARD_SIGMA_W2 = (("PyTorch default", 1 / 3), ("LeCun / Xavier", 1.0), ("He", 2.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Theory: derived numbers and figures for every activation.
+
+def _latex(expr) -> str:
+    import sympy as sp
+
+    expr = sp.sympify(expr)
+    floats = {f: sp.Float(f, 6) for f in expr.atoms(sp.Float)}
+    return sp.latex(expr.xreplace(floats) if floats else expr)
+
+
+def _jsonable(v):
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {k: _jsonable(w) for k, w in dataclasses.asdict(v).items()}
+    if isinstance(v, dict):
+        return {str(k): _jsonable(w) for k, w in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(w) for w in v]
+    if isinstance(v, (bool, str)) or v is None:
+        return v
+    if isinstance(v, int):
+        return v
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return f if math.isfinite(f) else ("inf" if f > 0 else "-inf" if f < 0 else None)
+
+
+def ex(v, digits: int = 4) -> str:
+    """An exact sympy value as Markdown math: integers and simple fractions as they are, other
+    closed forms with their decimal value (``≈``), floats to ``digits`` significant figures."""
+    import sympy as sp
+
+    if v is None:
+        return "—"
+    v = sp.sympify(v)
+    if v is sp.oo:
+        return r"$\infty$"
+    if v is -sp.oo:
+        return r"$-\infty$"
+    if v.is_Float:
+        return fmt(float(v), digits)
+    if v.is_Integer or (v.is_Rational and v.q <= 1000):
+        return f"${sp.latex(v)}$"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return f"${_latex(v)}$"
+    return f"${_latex(v)}$ ≈ {fmt(f, digits)}"
+
+
+def _interval(lo, hi, closed=(False, False)) -> str:
+    return ("[" if closed[0] else "(") + f"{_bare(lo)}, {_bare(hi)}" + ("]" if closed[1] else ")")
+
+
+def _bare(v) -> str:
+    """ex() without the surrounding $…$ and ≈ part, for use inside an interval."""
+    import sympy as sp
+
+    v = sp.sympify(v)
+    if v is sp.oo:
+        return "∞"
+    if v is -sp.oo:
+        return "−∞"
+    try:
+        return fmt(float(v))
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _side_x(v) -> str:
+    b = _bare(v)
+    return f"x → {b}" if b in ("∞", "−∞") else f"x = {b}"
+
+
+def property_rows(p) -> list[list[str]]:
+    """The property table of one ``theory.properties.Properties`` as Markdown rows.
+
+    Entries computed numerically (``p.numeric``) are marked †.
+    """
+    num = set(p.numeric)
+    dag = lambda *keys: " †" if any(k in num for k in keys) else ""  # noqa: E731
+    rows = [["φ(0)", ex(p.f0)],
+            ["φ′(0)", ex(p.df0) if p.df0 is not None else "undefined (φ′ jumps at 0)"],
+            ["φ as x → −∞ and x → +∞", f"{ex(p.limits_f[0])} and {ex(p.limits_f[1])}"],
+            ["φ′ as x → −∞ and x → +∞", f"{ex(p.limits_df[0])} and {ex(p.limits_df[1])}"],
+            ["range", _interval(*p.range, closed=p.range_attained) + dag("range")]]
+    if p.minimum is not None:
+        m = p.minimum
+        rows.append(["minimum", f"{ex(m.value)} at {_side_x(m.at)}" + ("" if m.attained else " (not attained)")
+                     + dag("minimum")])
+    else:
+        rows.append(["minimum", "none (no interior minimum)"])
+    rows += [["monotonic", {"none": "no"}.get(p.monotonic, p.monotonic) + dag("monotonic")],
+             ["zero-centred (φ(0) = 0, takes both signs)", fmt(bool(p.zero_centered))],
+             ["symmetry", {"none": "none"}.get(p.symmetry, p.symmetry) + dag("symmetry")],
+             ["bounded", {(True, True): "below and above", (True, False): "below only",
+                          (False, True): "above only", (False, False): "no"}[
+                              (bool(p.bounded_below), bool(p.bounded_above))]]]
+    where = (f"attained at {_side_x(p.lipschitz_at)}" if p.lipschitz_attained
+             else f"approached as {_side_x(p.lipschitz_at).replace('x = ', 'x → ')}, not attained")
+    rows.append(["Lipschitz constant sup |φ′|", f"{ex(p.lipschitz)}, {where}" + dag("lipschitz")])
+    k = p.smoothness
+    rows.append(["smoothness", "$C^\\infty$" if k == math.inf else f"$C^{{{int(k)}}}$" + dag("smoothness")])
+    for side, sat, sign in (("left", p.saturation_left, "<"), ("right", p.saturation_right, ">")):
+        if not sat.saturates:
+            txt = "no"
+        else:
+            txt = f"yes, {sat.rate}" + dag("saturation.rate")
+            if sat.threshold is not None:
+                txt += (f"; |φ′| < ε = {fmt(p.eps)} for x {sign} {fmt(float(sat.threshold))}"
+                        + dag("saturation.threshold"))
+        rows.append([f"saturates on the {side}", txt])
+    dead = ", ".join(_interval(a, b) for a, b in p.dead_region) or "none"
+    rows.append(["dead region (φ′ = 0 exactly)", dead])
+    return rows
+
+
+def activation_entry(act) -> dict:
+    import sympy as sp
+
+    from theory.activations import x
+
+    entry = {
+        "name": act.name, "label": act.label, "formula": act.formula,
+        "params": [list(p) for p in act.params], "aliases": list(act.aliases),
+        "torch_op": act.torch_op[0] if act.torch_op else None,
+        "latex": {"f": _latex(act.expr), "df": _latex(sp.diff(act.expr, x)),
+                  "d2f": _latex(sp.diff(act.expr, x, 2))},
+        "breakpoints": [float(b) for b in act.breakpoints()],
+    }
+    try:
+        from theory import properties
+    except ImportError as exc:
+        entry["properties"] = None
+        entry["properties_missing"] = f"theory.properties is not available ({exc})"
+    else:
+        p = properties.derive(act)
+        entry["properties"] = _jsonable(properties.to_json(p))
+        entry["property_rows"] = property_rows(p)
+        entry["numeric"] = list(p.numeric)
+        entry["short"] = {
+            "lipschitz": fmt(float(p.lipschitz), 3), "smoothness": (
+                "$C^\\infty$" if p.smoothness == math.inf else f"$C^{{{int(p.smoothness)}}}$"),
+            "monotonic": {"none": "no"}.get(p.monotonic, p.monotonic),
+            "zero_centered": fmt(bool(p.zero_centered)),
+            "saturates": ", ".join(s for s, sat in (("left", p.saturation_left), ("right", p.saturation_right))
+                                   if sat.saturates) or "no",
+            "dead": ", ".join(_interval(a, b) for a, b in p.dead_region) or "none",
+        }
+    try:
+        from theory import meanfield
+    except ImportError as exc:
+        entry["meanfield"] = None
+        entry["meanfield_missing"] = f"theory.meanfield is not available ({exc})"
+    else:
+        mf = {"critical": {}, "standard": []}
+        for sb2 in SIGMA_B2_VALUES:
+            mf["critical"][repr(sb2)] = _jsonable(meanfield.critical_sigma_w2(act, sb2))
+        points = list(STANDARD_SIGMA_W2)
+        crit = _as_float(mf["critical"][repr(0.0)])
+        if crit is not None:
+            points.append(("critical", crit))
+        for label, sw2 in points:
+            mf["standard"].append({"init": label, "sigma_w2": sw2, "sigma_b2": 0.0,
+                                   "summary": meanfield.summary(act, sw2, 0.0).to_json()})
+        entry["meanfield"] = mf
+    return entry
+
+
+def build_theory(out: Path) -> None:
+    """Write theory.json (every activation's entry) and the theory figures into ``out``."""
+    import numpy as np
+
+    from theory.activations import all_activations
+
+    acts = all_activations()
+    entries = [activation_entry(a) for a in acts]
+    figs = out / "figures"
+    for e in entries:
+        if e.get("properties") is not None:
+            (figs / f"{e['name']}.json").parent.mkdir(parents=True, exist_ok=True)
+            (figs / f"{e['name']}.json").write_text(json.dumps(e["properties"], indent=1) + "\n")
+    plots.activation_curves(plots.activation_frame(acts, orders=(0, 1)), figs / "overview",
+                            ylim={0: (-2.0, 4.0), 1: (-0.3, 1.9)})
+    for a in acts:
+        plots.activation_curves(plots.activation_frame([a], orders=(0, 1, 2)), figs / a.name)
+    meanfield_ok = all(e["meanfield"] is not None for e in entries)
+    if meanfield_ok:
+        grid = np.round(np.linspace(SIGMA_W2_MIN, SIGMA_W2_MAX, SIGMA_W2_POINTS), 6)
+        for sb2 in SIGMA_B2_VALUES:
+            df = plots.meanfield_frame(acts, grid, sb2)
+            crit = {e["label"]: _as_float(e["meanfield"]["critical"][repr(sb2)]) for e in entries}
+            plots.meanfield_curves(df, out / "meanfield" / _mf_stem(sb2), critical=crit)
+            df.to_csv(out / "meanfield" / f"{_mf_stem(sb2)}.csv", index=False)
+    (out / "theory.json").write_text(json.dumps({"activations": entries, "meanfield": meanfield_ok}, indent=1))
+
+
+def _mf_stem(sb2: float) -> str:
+    return "meanfield-sb2-" + f"{sb2:g}".replace(".", "p")
+
+
+def _as_float(v) -> float | None:
+    if isinstance(v, dict):
+        for k in ("sigma_w2", "value", "critical"):
+            if k in v:
+                return _as_float(v[k])
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting.
+
+def fmt(v, digits: int = 4) -> str:
+    """A value of the property JSON as Markdown (numbers to ``digits`` significant figures)."""
+    if v is None or v == "":
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "—"
+        if math.isinf(v):
+            return r"$\infty$" if v > 0 else r"$-\infty$"
+        return f"{v:.{digits}g}"
+    if isinstance(v, str):
+        low = v.strip().lower()
+        if low in ("inf", "oo", "+inf"):
+            return r"$\infty$"
+        if low in ("-inf", "-oo"):
+            return r"$-\infty$"
+        if low == "nan":
+            return "—"
+        try:
+            return fmt(float(v), digits)
+        except ValueError:
+            return _md_escape(v)
+    if isinstance(v, (list, tuple)):
+        if len(v) == 2 and all(isinstance(w, (int, float, str)) or w is None for w in v):
+            return f"[{fmt(v[0], digits)}, {fmt(v[1], digits)}]"
+        return ", ".join(fmt(w, digits) for w in v) or "—"
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {fmt(w, digits)}" for k, w in v.items()) or "—"
+    return _md_escape(str(v))
+
+
+def _md_escape(s: str) -> str:
+    return str(s).replace("|", r"\|").replace("\n", " ")
+
+
+def _cell(c: str) -> str:
+    """A table cell: a bare | (e.g. in |φ′|) would end the cell, so it is escaped."""
+    return re.sub(r"(?<!\\)\|", r"\\|", str(c)).replace("\n", " ")
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(map(_cell, header)) + " |", "|" + "|".join([" --- "] * len(header)) + "|"]
+    out += ["| " + " | ".join(map(_cell, r)) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def figure(src: str, caption: str, alt: str = "") -> str:
+    svg = src[:-4] + ".svg" if src.endswith(".png") else None
+    link = f" [SVG]({svg})" if svg else ""
+    img = f"![{_alt(alt or caption)}]({src}){{ loading=lazy }}"
+    if svg:
+        img = f"[{img}]({svg})"      # click for the full-size vector figure
+    return (f'<figure markdown>\n{img}\n'
+            f"<figcaption markdown>{caption}{link}</figcaption>\n</figure>\n")
+
+
+def _alt(text: str) -> str:
+    return re.sub(r"[\[\]*_`|\\]", "", text)
+
+
+def _get(d, *path):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+# ---------------------------------------------------------------------------------------------
+# Theory pages.
+
+MEANFIELD_COLUMNS = (("q_star", "q\\*"), ("chi1", "χ₁(q\\*)"), ("xi_q", "ξ_q (layers)"),
+                     ("xi_c", "ξ_c (layers)"), ("phase", "phase"))
+
+
+def activation_page(e: dict) -> str:
+    L = e["latex"]
+    out = [f"# {e['label']}\n"]
+    meta = [f"formula: `{e['formula']}`"] if e["formula"] else []
+    if e["aliases"]:
+        meta.append("aliases: " + ", ".join(f"`{a}`" for a in e["aliases"]))
+    if e["params"]:
+        meta.append("parameters: " + ", ".join(f"{k} = {fmt(v)}" for k, v in e["params"]))
+    meta.append(f"torch: `{e['torch_op']}`" if e["torch_op"] else "torch: compiled from the sympy expression")
+    out.append(" · ".join(meta) + "\n")
+    out.append("## Definition and derivatives\n")
+    out.append(f"$$\n\\varphi(x) = {L['f']}\n$$\n")
+    out.append(f"$$\n\\varphi'(x) = {L['df']}\n$$\n")
+    out.append(f"$$\n\\varphi''(x) = {L['d2f']}\n$$\n")
+    if e["breakpoints"]:
+        pts = ", ".join(fmt(b) for b in e["breakpoints"])
+        out.append(f"φ is defined piecewise, with breakpoints at x = {pts}. A derivative that jumps there "
+                   "is undefined at the breakpoint itself (the formulas give one side's value); a jump of "
+                   "φ′ makes φ″ a Dirac δ there, which the plot does not draw.\n")
+    out.append(figure(f"figures/{e['name']}.png", f"{e['label']}: φ, φ′ and φ″ on [−5, 5].",
+                      alt=f"{e['label']} and its derivatives"))
+    out.append("## Properties\n")
+    if e.get("properties") is None:
+        out.append(f"!!! warning \"Not derived\"\n    {e.get('properties_missing', 'no properties')}\n")
+    else:
+        out.append("Derived from the expression above by `theory.properties.derive`. Exact values are "
+                   "shown in closed form; † marks entries found numerically (not proved exactly).\n")
+        out.append(table(["property", "value"], e["property_rows"]))
+        out.append(f"Machine-readable: [{e['name']}.json](figures/{e['name']}.json) "
+                   "(`theory.properties.to_json`).\n")
+    out.append("## Mean-field numbers\n")
+    mf = e.get("meanfield")
+    if mf is None:
+        out.append(f"!!! warning \"Not computed\"\n    {e.get('meanfield_missing', '')}\n")
+    else:
+        crit = "; ".join(f"{_crit_text(v)} at σ_b² = {float(sb2):g}" for sb2, v in mf["critical"].items())
+        out.append(f"Critical σ_w² (edge of chaos, χ₁(q\\*) = 1): {crit}. "
+                   "The table gives the fixed point q\\*, χ₁(q\\*), the depth scales and the phase at common "
+                   "initialisations (σ_b² = 0; q\\* reached from q = 1). "
+                   "Definitions on [Mean-field theory](../meanfield.md).\n")
+        rows = [[s["init"], fmt(s["sigma_w2"]), *[fmt(_get(s["summary"], k)) for k, _ in MEANFIELD_COLUMNS]]
+                for s in mf["standard"]]
+        out.append(table(["initialisation", "σ_w²", *[h for _, h in MEANFIELD_COLUMNS]], rows))
+        out.append("Depth scales as `theory.meanfield` returns them, ξ_q = −1 / log χ_q and "
+                   "ξ_c = −1 / log χ₁(q\\*): negative where χ > 1 (chaotic phase: a perturbation grows "
+                   "by a factor e every |ξ| layers), ∞ at the edge of chaos, — where undefined "
+                   "(q\\* = ∞).\n")
+    return "\n".join(out)
+
+
+def _crit_text(v) -> str:
+    f = _as_float(v)
+    return fmt(f) if f is not None else "none in (0, 100]"
+
+
+def activation_summary(bundle: dict) -> str:
+    rows = []
+    for e in bundle["activations"]:
+        sh = e.get("short") or {}
+        mf = e.get("meanfield") or {}
+        rows.append([
+            f"[{e['label']}]({e['name']}.md)", _md_escape(e["formula"] or ""),
+            sh.get("lipschitz", "—"), sh.get("smoothness", "—"), sh.get("monotonic", "—"),
+            sh.get("zero_centered", "—"), sh.get("saturates", "—"), sh.get("dead", "—"),
+            _crit_text(_get(mf, "critical", repr(0.0))) if mf else "—",
+        ])
+    return table(["activation", "φ(x)", "Lipschitz", "smoothness", "monotonic", "zero-centred",
+                  "saturates", "dead region", "critical σ_w² (σ_b² = 0)"], rows)
+
+
+def meanfield_figures(bundle: dict) -> str:
+    if not bundle.get("meanfield"):
+        return "!!! warning \"Not computed\"\n    theory.meanfield is not available in this build.\n"
+    out = []
+    for sb2 in SIGMA_B2_VALUES:
+        out.append(figure(f"figures/{_mf_stem(sb2)}.png",
+                          f"χ₁(q\\*) (left) and q\\* (right) against σ_w² at σ_b² = {sb2:g}, q\\* reached from "
+                          "q = 1. Open circles: the edge of chaos χ₁(q\\*) = 1 of each activation. A gap in q\\* "
+                          "means q\\* = ∞ (the variance grows without bound; χ₁ is then its limit).",
+                          alt=f"mean-field curves, sigma_b2={sb2:g}"))
+    return "\n".join(out)
+
+
+def meanfield_table(bundle: dict) -> str:
+    if not bundle.get("meanfield"):
+        return ""
+    rows = []
+    for e in bundle["activations"]:
+        crit = e["meanfield"]["critical"]
+        std = {s["init"]: s["summary"] for s in e["meanfield"]["standard"]}
+        rows.append([f"[{e['label']}](activations/{e['name']}.md)",
+                     *[_crit_text(crit[repr(sb2)]) for sb2 in SIGMA_B2_VALUES],
+                     *[fmt(_get(std[lab], "chi1")) for lab, _ in STANDARD_SIGMA_W2]])
+    header = (["activation"] + [f"critical σ_w² (σ_b² = {sb2:g})" for sb2 in SIGMA_B2_VALUES]
+              + [f"χ₁(q\\*), {lab} σ_w² = {sw2:.3g}" for lab, sw2 in STANDARD_SIGMA_W2])
+    return table(header, rows)
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Results pages.
+
+
+def _config_rows(study_json: dict) -> list[list[str]]:
+    cfg = study_json.get("config", {}) if isinstance(study_json, dict) else {}
+    rows = []
+    for k, v in cfg.items():
+        if isinstance(v, (list, tuple)) and len(v) > 8 and len(set(map(str, v))) == 1:
+            v = f"{v[0]} × {len(v)}"
+        rows.append([f"`{k}`", _md_escape(", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))])
+    return rows
+
+
+def study_page(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
+    """The page of one study folder: facts, configuration, summary per activation, figures, verdict counts."""
+    name = study.name
+    out = ["---\nhide:\n  - toc\n---\n", f"# Study `{name}`\n", f"Results folder: `{display(study)}`.\n"]
+    info = {}
+    if (study / "study.json").is_file():
+        info = json.loads((study / "study.json").read_text())
+    if info:
+        facts = []
+        if info.get("status"):
+            facts.append(f"status: {_md_escape(str(info['status']))}")
+        if isinstance(info.get("runs"), (int, float)):
+            facts.append(f"{int(info['runs'])} runs")
+        if info.get("wall_time_s") is not None:
+            facts.append(f"wall time {fmt(_as_float(info['wall_time_s']), 3)} s")
+        if facts:
+            out.append(", ".join(facts) + ".\n")
+        env = {}
+        for k in ("environment", "machine", "versions"):
+            if isinstance(info.get(k), dict):
+                env.update(info[k])
+        left = {k: v for k, v in (info.get("left_out") or {}).items() if v} \
+            if isinstance(info.get("left_out"), dict) else {}
+        if left:
+            out.append("!!! note \"Left out of the grid\"\n" + "".join(
+                f"    - {_md_escape(k)}: {_md_escape(', '.join(map(str, v)) if isinstance(v, list) else str(v))}\n"
+                for k, v in left.items()))
+        out.append("## Configuration\n")
+        rows = _config_rows(info) + [[f"`{k}`", _md_escape(str(v))] for k, v in env.items()]
+        out.append('??? info "Study configuration and machine (from study.json)"\n\n'
+                   + "".join("    " + line + "\n" for line in table(["setting", "value"], rows).splitlines()))
+    runs = read_csv(study / "runs.csv")
+    if runs is not None and len(runs):
+        out.append("## Summary per activation\n")
+        out.append("Mean ± standard deviation over seeds of finished runs; diverged runs are counted.\n")
+        out.append(_runs_summary(runs))
+    figs = [(stem, t) for stem, t in plots.FIGURES.items()
+            if stem != "predicted_vs_measured" and (figdir / f"{stem}.png").is_file()]
+    if figs:
+        out.append("## Figures\n")
+        for stem, (title, cap) in figs:
+            out.append(f"### {title}\n")
+            out.append(figure(f"{rel_root}/{stem}.png", cap, alt=f"{name}: {title}"))
+    else:
+        out.append("No figures: the study folder holds none of runs.csv, epochs.csv, steps.csv, layers.csv.\n")
+    if pred is not None and (pred["study"] == name).any():
+        d = pred[pred["study"] == name]
+        c = d["verdict"].value_counts() if "verdict" in d.columns else {}
+        out.append("## Predictions\n")
+        out.append(", ".join(f"{int(c.get(k, 0))} {k}" for k in ("held", "failed", "not applicable"))
+                   + f" of {len(d)} claims checked against this study: see "
+                   f"[Predictions vs measurements](../predictions.md#{_anchor(name)}).\n")
+    return "\n".join(out)
+
+
+def _runs_summary(runs) -> str:
+    import pandas as pd
+
+    runs = runs.assign(variant=variant_labels(runs))
+    cols = [("final_test_acc", "final test acc", 3), ("final_test_loss", "final test loss", 3),
+            ("epochs_to_90", "epochs to 90 %", 2), ("time_per_epoch_s", "s / epoch", 3),
+            ("first_layer_grad_init", "first-layer grad at init", 3)]
+    cols = [c for c in cols if c[0] in runs.columns]
+    rows = []
+    for a in activation_order(runs["activation"].unique()):
+        for v in sorted(runs["variant"].unique()):
+            d = runs[(runs["activation"] == a) & (runs["variant"] == v)]
+            if d.empty:
+                continue
+            fin = d[d["status"] != "diverged"] if "status" in d.columns else d
+            n_div = len(d) - len(fin)
+            row = [a + (f" [{v}]" if v else ""), f"{len(d)}" + (f" ({n_div} diverged)" if n_div else "")]
+            for c, _, digits in cols:
+                vals = pd.to_numeric(fin[c], errors="coerce").dropna()
+                if not len(vals):
+                    cell = "never" if c == "epochs_to_90" and len(fin) else "—"
+                elif len(vals) == 1:
+                    cell = fmt(float(vals.iloc[0]), digits)
+                else:
+                    cell = f"{fmt(float(vals.mean()), digits)} ± {fmt(float(vals.std()), 2)}"
+                if c == "epochs_to_90" and 0 < len(vals) < len(fin):
+                    cell += f" ({len(vals)}/{len(fin)} runs)"
+                row.append(cell)
+            rows.append(row)
+    return table(["activation", "runs", *[c[1] for c in cols]], rows)
+
+
+def draw_prediction_figures(pred, out: Path) -> None:
+    """One predicted-vs-measured figure per study of the predictions table, named ``_safe(study)``."""
+    for study, d in pred.groupby("study", sort=False):
+        plots.predicted_vs_measured(d, out / _safe(study))
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "none"
+
+
+
+KIND_TITLES = {"theorem": "Theorems (must hold exactly)",
+               "prediction": "Mean-field predictions (approximate: finite width, Gaussian assumption)",
+               "hypothesis": "Hypotheses (claims of earlier experiments, tested across seeds)"}
+
+
+def predictions_md(pred, figdir: Path | None, study_order: list[str]) -> str:
+    counts = pred.pivot_table(index="study", columns="verdict", values="claim", aggfunc="count", fill_value=0) \
+        if "verdict" in pred.columns else None
+    order = [s for s in study_order if s in set(pred["study"])] + \
+        [s for s in dict.fromkeys(pred["study"]) if s not in study_order]
+    out = []
+    if counts is not None:
+        verdicts = ("held", "failed", "not applicable")
+        rows = [[f"[{s}](#{_anchor(s)})", *[str(int(counts.loc[s].get(v, 0))) for v in verdicts],
+                 str(int(counts.loc[s].sum()))] for s in order]
+        tot = [int(counts[v].sum()) if v in counts.columns else 0 for v in verdicts]
+        rows.append(["**all**", *[f"**{t}**" for t in tot], f"**{int(counts.to_numpy().sum())}**"])
+        out.append(table(["study", "held", "failed", "not applicable", "claims"], rows))
+    for study in order:
+        d = pred[pred["study"] == study]
+        out.append(f"## Study `{study}` {{ #{_anchor(study)} }}\n")
+        c = d["verdict"].value_counts() if "verdict" in d.columns else {}
+        out.append(", ".join(f"**{int(c.get(k, 0))}** {k}" for k in ("held", "failed", "not applicable"))
+                   + f" of {len(d)} predictions.\n")
+        kinds = list(dict.fromkeys(d["kind"])) if "kind" in d.columns else [None]
+        for kind in sorted(kinds, key=lambda k: list(KIND_TITLES).index(k) if k in KIND_TITLES else 9):
+            dk = d if kind is None else d[d["kind"] == kind]
+            if kind is not None and len(kinds) > 1:
+                out.append(f"### {KIND_TITLES.get(kind, str(kind).capitalize() or 'Other claims')}\n")
+            for claim, dc in dk.groupby("claim", sort=False):
+                c2 = dc["verdict"].value_counts() if "verdict" in dc.columns else {}
+                tally = ", ".join(f"{int(c2.get(k, 0))} {k}" for k in ("held", "failed", "not applicable")
+                                  if c2.get(k, 0))
+                out.append(f"**`{_md_escape(str(claim))}`** ({tally})\n")
+                out.append(_prediction_table(dc))
+        png = figdir / f"{_safe(study)}.png" if figdir is not None else None
+        if png is not None and png.is_file():
+            out.append(figure(f"figures/predictions/{png.name}",
+                              "Predicted against measured value of each claim with numbers on both sides "
+                              "(circle: held, cross: failed; dashed: y = x; bars: ±1 std over seeds).",
+                              alt=f"{study}: predicted vs measured"))
+    return "\n".join(out)
+
+
+def _anchor(name: str) -> str:
+    return "study-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _prediction_table(d) -> str:
+    rows = []
+    for _, r in d.iterrows():
+        meas = fmt(r.get("measured"))
+        std = r.get("measured_std")
+        if meas != "—" and fmt(std) != "—":
+            meas += f" ± {fmt(std, 2)}"
+        rows.append([_md_escape(str(r.get("activation", ""))),
+                     fmt(r.get("setting")), fmt(r.get("predicted")), meas, fmt(r.get("tolerance")),
+                     _verdict(r.get("verdict")), fmt(r.get("detail"))])
+    return table(["activation", "setting", "predicted", "measured", "tolerance", "verdict", "detail"], rows)
+
+
+def _verdict(v) -> str:
+    v = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+    cls = {"held": "actlab-verdict-held", "failed": "actlab-verdict-failed"}.get(v, "actlab-verdict-na")
+    return f'<span class="{cls}">{v or "—"}</span>'
+
+
+def display(p: Path) -> str:
+    """``p`` relative to the repository when inside it."""
+    try:
+        return str(p.relative_to(REPO))
+    except ValueError:
+        return str(p)
+
+
+def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs: Path | None) -> dict[str, str]:
+    """The generated pieces hand-written pages pull in with ``<!-- actlab:NAME -->``, by NAME."""
+    where = f"`{display(root)}`"
+    if not root.is_dir():
+        missing = (f"!!! note \"No results\"\n    The results folder {where} does not exist, so there is "
+                   "nothing to show yet. Run a study (see [How to reproduce]({up}reproduce.md)) or point "
+                   "`ACTLAB_RESULTS` at a results folder, then rebuild.\n")
+    elif not found:
+        missing = (f"!!! note \"No results\"\n    The results folder {where} holds no study folder "
+                   "(a folder with `study.json` or `runs.csv`). Run a study (see "
+                   "[How to reproduce]({up}reproduce.md)), then rebuild.\n")
+    else:
+        missing = ""
+    studies_md = missing.replace("{up}", "../") if missing else (
+        f"Results folder: {where}.\n\n" + table(
+            ["study", "runs", "activations", "files"],
+            [[f"[{s.name}]({s.name}.md)", _count_runs(s), _activations_of(s),
+              ", ".join(sorted(p.name for p in s.iterdir() if p.is_file() and not p.name.startswith(".")))]
+             for s in found]))
+    if missing and pred is None:
+        pred_md = missing.replace("{up}", "")
+    elif pred is None or not len(pred):
+        pred_md = (f"!!! note \"No predictions yet\"\n    Neither the results folder {where} nor any study "
+                   "folder in it holds a `predictions.csv`. Write one with "
+                   f"`python -m empirical.predict {display(root)}`, then rebuild.\n")
+    else:
+        pred_md = (f"From {', '.join(f'`{display(f)}`' for f in prediction_files(root, found))}.\n\n"
+                   + predictions_md(pred, prediction_figs, [s.name for s in found]))
+    return {
+        "activation_table": activation_summary(bundle),
+        "activation_overview": figure("figures/overview.png", "Every registered activation: φ and φ′ "
+                                      "on [−5, 5] (one colour per activation in every figure).",
+                                      alt="all activations and their derivatives"),
+        "meanfield_figures": meanfield_figures(bundle),
+        "meanfield_table": meanfield_table(bundle),
+        "studies": studies_md,
+        "predictions": pred_md,
+        "results_root": where,
+    }
+
+
+def _count_runs(s: Path) -> str:
+    runs = read_csv(s / "runs.csv")
+    return "—" if runs is None else str(len(runs))
+
+
+def _activations_of(s: Path) -> str:
+    runs = read_csv(s / "runs.csv")
+    if runs is None or "activation" not in runs.columns:
+        return "—"
+    return ", ".join(activation_order(runs["activation"].unique()))
+

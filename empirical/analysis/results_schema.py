@@ -1,0 +1,271 @@
+"""A study folder as typed tables: find and load studies, first/last probe, setting labels, activation order.
+
+A study folder (written by ``empirical.run``) holds runs.csv (one row per run), layers.csv (tidy probes:
+run_id, step, layer, metric, value), epochs.csv, steps.csv, study.json and optionally samples.npz and
+predictions.csv. Layer ids: 0 = the input, 1..depth = hidden layers, depth + 1 = the output layer.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import pandas as pd
+
+__all__ = [
+    "ResultsError", "Study", "REQUIRED", "VARIANT_COLUMNS", "ACTIVATION_ORDER",
+    "find_studies", "load_study", "study_folders", "read_csv", "prediction_files", "load_predictions",
+    "widths", "setting_label", "groups", "setting_groups", "metric", "at_probe", "layer_values", "hidden_only",
+    "variant_labels", "with_variants", "canonical_activation", "activation_order",
+]
+
+REQUIRED = {
+    "runs": ("run_id", "activation", "seed", "init", "sigma_w2", "sigma_b2", "model", "widths", "depth", "status"),
+    "layers": ("run_id", "step", "layer", "metric", "value"),
+    "epochs": ("run_id", "epoch", "test_acc"),
+    "steps": ("run_id", "step", "loss"),
+}
+# Columns of runs.csv that may distinguish runs of one activation within a study.
+# (sigma_w2 is left out: under one init it differs per activation, e.g. the critical init.)
+VARIANT_COLUMNS = ("model", "dataset", "train_size", "init", "sigma_b2", "optimizer", "lr", "batch_size",
+                   "depth", "width", "widths", "epochs")
+# Built-in activations in registry order (tables and legends list them first, in this order).
+ACTIVATION_ORDER = ("relu", "leaky_relu", "sigmoid", "tanh", "silu", "selu", "elu", "gelu", "softplus", "mish",
+                    "telu", "hardtanh")
+_ALIASES = {"swish": "silu", "logistic": "sigmoid", "lrelu": "leaky_relu", "leakyrelu": "leaky_relu"}
+
+
+class ResultsError(ValueError):
+    """Results that cannot be read as a study folder; the message names the file and the problem."""
+
+
+@dataclass(frozen=True, eq=False)
+class Study:
+    """One study folder's tables (pandas frames, read once)."""
+
+    name: str
+    folder: str
+    runs: pd.DataFrame
+    layers: pd.DataFrame
+    epochs: pd.DataFrame
+    steps: pd.DataFrame
+    config: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------- finding, loading
+
+def find_studies(paths: Sequence[str]) -> list[str]:
+    """Study folders named by ``paths``: a folder with runs.csv, or a root whose sub-folders have one."""
+    out = []
+    for p in paths:
+        p = os.path.expanduser(str(p))
+        if not os.path.isdir(p):
+            raise ResultsError(f"{p} is not a folder; give a study folder (with runs.csv) or a results root")
+        if os.path.isfile(os.path.join(p, "runs.csv")):
+            out.append(os.path.normpath(p))
+            continue
+        subs = sorted(os.path.join(p, d) for d in os.listdir(p)
+                      if os.path.isfile(os.path.join(p, d, "runs.csv")))
+        if not subs:
+            raise ResultsError(f"{p} has no runs.csv and no sub-folder with one; run python -m empirical.run first")
+        out.extend(os.path.normpath(s) for s in subs)
+    return list(dict.fromkeys(out))
+
+
+def load_study(folder: str) -> Study:
+    """Read a study folder; ResultsError names a missing or malformed table."""
+    tables = {}
+    for name, cols in REQUIRED.items():
+        path = os.path.join(folder, f"{name}.csv")
+        try:
+            df = pd.read_csv(path)
+        except FileNotFoundError:
+            raise ResultsError(f"{path} is missing; the study folder is incomplete") from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+            raise ResultsError(f"{path} cannot be read as CSV ({' '.join(str(exc).split())})") from None
+        missing = [c for c in cols if c not in df.columns]
+        if missing and not (name != "runs" and len(df) == 0):
+            raise ResultsError(f"{path} lacks column(s) {', '.join(missing)}")
+        tables[name] = df
+    runs = tables["runs"]
+    if len(runs) == 0:
+        raise ResultsError(f"{os.path.join(folder, 'runs.csv')} has no runs")
+    for c in ("sigma_w2", "sigma_b2", "depth"):
+        runs[c] = pd.to_numeric(runs[c], errors="coerce")
+    layers = tables["layers"]
+    if len(layers):
+        layers["value"] = pd.to_numeric(layers["value"], errors="coerce")
+    config = {}
+    try:
+        with open(os.path.join(folder, "study.json")) as fh:
+            config = json.load(fh).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        config = {}
+    name = str(config.get("name") or os.path.basename(os.path.normpath(folder)))
+    return Study(name=name, folder=folder, runs=runs, layers=layers, epochs=tables["epochs"],
+                 steps=tables["steps"], config=config)
+
+
+def study_folders(root: Path) -> list[Path]:
+    """Sub-folders of a results root that the report shows: those holding study.json, runs.csv or predictions.csv."""
+    if not root.is_dir():
+        return []
+    marks = ("study.json", "runs.csv", "predictions.csv")
+    return sorted(p for p in root.iterdir() if p.is_dir() and any((p / m).is_file() for m in marks))
+
+
+def read_csv(path: Path) -> pd.DataFrame | None:
+    """The table at ``path``, or None when the file is missing or empty."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    return pd.read_csv(path)
+
+
+def prediction_files(root: Path, found: Iterable[Path]) -> list[Path]:
+    """predictions.csv files: the results root's own (``python -m empirical.predict`` writes one for
+    all studies) and any inside a study folder."""
+    files = [root / "predictions.csv"] + [s / "predictions.csv" for s in found]
+    return [f for f in files if f.is_file() and f.stat().st_size > 0]
+
+
+def load_predictions(root: Path, found: Iterable[Path]) -> pd.DataFrame | None:
+    """All prediction rows with a ``study`` column (a study folder's own file names its study)."""
+    frames = []
+    for f in prediction_files(root, found):
+        df = pd.read_csv(f)
+        if "study" not in df.columns:
+            df.insert(0, "study", f.parent.name if f.parent != root else "(none)")
+        df["study"] = df["study"].fillna("(none)").astype(str)
+        frames.append(df)
+    if not frames:
+        return None
+    pred = pd.concat(frames, ignore_index=True)
+    if "kind" in pred.columns:
+        pred["kind"] = pred["kind"].fillna("").astype(str)
+    return pred
+
+
+# ----------------------------------------------------------------------------------------------- settings
+
+def widths(run) -> list[int]:
+    """Hidden widths of a run (runs.csv ``widths`` "256-256-…"); [] when not an MLP list."""
+    try:
+        return [int(w) for w in str(run["widths"]).split("-") if w]
+    except ValueError:
+        return []
+
+
+def setting_label(run) -> str:
+    """The fixed setting string of a run (claims group seeds by it): init, σ_b² for critical, model or
+    depth/width (or widths), train size; e.g. ``init=he depth=10 width=256``."""
+    ws = widths(run)
+    parts = [f"init={run['init']}"]
+    if str(run["init"]) == "critical":
+        parts.append(f"sigma_b2={float(run['sigma_b2']):g}")
+    if str(run.get("model", "mlp")) != "mlp":
+        parts.insert(0, f"model={run['model']}")
+    elif ws and len(set(ws)) == 1:
+        parts.append(f"depth={len(ws)} width={ws[0]}")
+    else:
+        parts.append(f"widths={run['widths']}")
+    ts = run.get("train_size")
+    if ts is not None and not (isinstance(ts, float) and math.isnan(ts)) and str(ts) != "":
+        parts.append(f"train_size={int(float(ts))}")
+    return " ".join(parts)
+
+
+def _with_setting(runs: pd.DataFrame) -> pd.DataFrame:
+    runs = runs.copy()
+    runs["_setting"] = [setting_label(r) for _, r in runs.iterrows()]
+    return runs
+
+
+def groups(study: Study) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """(setting, activation, runs) per group of seeds, in file order."""
+    for (setting, act), g in _with_setting(study.runs).groupby(["_setting", "activation"], sort=False):
+        yield setting, str(act), g
+
+
+def setting_groups(study: Study) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(setting, runs of every activation) per setting, in file order."""
+    for setting, g in _with_setting(study.runs).groupby("_setting", sort=False):
+        yield setting, g
+
+
+def variant_labels(df: pd.DataFrame) -> pd.Series:
+    """One label per row naming only what distinguishes runs of one activation in this table (or '').
+
+    Unlike ``setting_label`` (a fixed string per run) this names just the columns that vary, for legends.
+    """
+    if "variant" in df.columns:
+        return df["variant"].fillna("").astype(str)
+    cols = [c for c in VARIANT_COLUMNS if c in df.columns and df[c].nunique(dropna=False) > 1]
+    for c in reversed(list(cols)):      # drop a column the others determine (sigma_b2 set by init)
+        rest = [k for k in cols if k != c] + (["activation"] if "activation" in df.columns else [])
+        if rest and (df.groupby(rest, dropna=False)[c].nunique(dropna=False) <= 1).all():
+            cols.remove(c)
+    if not cols:
+        return pd.Series([""] * len(df), index=df.index)
+    return df[cols].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in zip(cols, r)), axis=1)
+
+
+def with_variants(df: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
+    """``df`` (keyed by run_id) with the variant columns of runs.csv joined on."""
+    if runs is None or "run_id" not in df.columns:
+        return df
+    cols = [c for c in VARIANT_COLUMNS if c in runs.columns and c not in df.columns]
+    return df.merge(runs[["run_id", *cols]], on="run_id", how="left") if cols else df
+
+
+def canonical_activation(label: str) -> str:
+    """The built-in name behind a label (``Leaky-ReLU`` → leaky_relu, ``silu(beta=2)`` → silu, swish → silu)."""
+    key = str(label).strip().lower().replace("-", "_").split("(")[0]
+    return _ALIASES.get(key, key)
+
+
+def activation_order(activations: Iterable[str]) -> list[str]:
+    """Activations in registry order (built-ins first), then the rest alphabetically."""
+    known = list(ACTIVATION_ORDER)
+
+    def key(a):
+        base = canonical_activation(a)
+        return (known.index(base) if base in known else len(known), str(a))
+
+    return sorted(dict.fromkeys(activations), key=key)
+
+
+# ----------------------------------------------------------------------------------------------- probes
+
+def metric(layers: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of layers.csv for one probe metric."""
+    return layers[layers["metric"] == name]
+
+
+def at_probe(layers: pd.DataFrame, name: str | None = None, which: str = "first") -> pd.DataFrame:
+    """Rows at each run's first probe (``which="first"``, initialisation) or last probe (``"last"``).
+
+    ``name`` filters one metric first, so "first" is the first step at which that metric was probed.
+    """
+    d = layers if name is None else metric(layers, name)
+    if len(d) == 0:
+        return d
+    step = d.groupby("run_id")["step"].transform("min" if which == "first" else "max")
+    return d[d["step"] == step]
+
+
+def layer_values(probed: pd.DataFrame, run_id) -> pd.Series:
+    """value by layer of one run in a frame from ``at_probe`` (sorted by layer)."""
+    d = probed[probed["run_id"] == run_id]
+    return d.set_index("layer")["value"].sort_index()
+
+
+def hidden_only(d: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
+    """Keep hidden layers 1..depth (drop layer 0 = input and depth+1 = output) where runs give depth."""
+    if runs is None or "depth" not in runs.columns or not pd.api.types.is_numeric_dtype(d["layer"]):
+        return d
+    depth = d["run_id"].map(runs.set_index("run_id")["depth"])
+    return d[(d["layer"] >= 1) & ((depth.isna()) | (d["layer"] <= depth))]
