@@ -3,6 +3,7 @@ write each task's runs atomically, merge the tables.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence

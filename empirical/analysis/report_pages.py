@@ -478,6 +478,10 @@ def study_page(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
             out.append(figure(f"{rel_root}/{stem}.png", cap, alt=f"{name}: {title}"))
     else:
         out.append("No figures: the study folder holds none of runs.csv, epochs.csv, steps.csv, layers.csv.\n")
+    from empirical.analysis.trainability_report import section as trainability_section
+    tr = trainability_section(study, figdir, rel_root, pred)
+    if tr:
+        out.append(tr)
     if pred is not None and (pred["study"] == name).any():
         d = pred[pred["study"] == name]
         c = d["verdict"].value_counts() if "verdict" in d.columns else {}

@@ -1,4 +1,5 @@
-"""Every measurable claim for a set of studies, one module per family (mean-field, theorems, hypotheses).
+"""Every measurable claim for a set of studies, one module per family (mean-field, theorems, hypotheses,
+trainability).
 
 ``predict(studies)`` runs all families: per study the theorems and mean-field claims, then the
 hypotheses (which may compare studies).
@@ -10,11 +11,12 @@ from typing import Iterable
 from empirical.analysis.claims.hypotheses import hypotheses
 from empirical.analysis.claims.meanfield import gradient_flow, preactivation_profile, saturation
 from empirical.analysis.claims.theorems import dead_units, lipschitz_bound
+from empirical.analysis.claims.trainability import trainability_of
 from empirical.analysis.results_schema import Study
 from empirical.analysis.verdicts import Prediction
 
 __all__ = ["predict", "gradient_flow", "preactivation_profile", "saturation", "dead_units", "lipschitz_bound",
-           "hypotheses"]
+           "hypotheses", "trainability_of"]
 
 
 def predict(studies: Iterable[Study]) -> list[Prediction]:
@@ -27,5 +29,6 @@ def predict(studies: Iterable[Study]) -> list[Prediction]:
         out += preactivation_profile(st)
         out += saturation(st)
         out += dead_units(st)
+        out += trainability_of(st)
     out += hypotheses(studies)
     return out

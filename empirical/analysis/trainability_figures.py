@@ -9,7 +9,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from empirical.plots import _figure, color_for, save
+from empirical.analysis.figures import _figure, color_for, save
 
 
 def _edges(v: np.ndarray) -> np.ndarray:
@@ -97,3 +97,37 @@ def correlation_profiles(summary: pd.DataFrame, out: str | Path, *, sigma_w2s: M
     for j in range(len(acts), nrows * ncols):
         axes[j // ncols][j % ncols].set_visible(False)
     return save(fig, out)
+
+
+DATASET_NAMES = {"mnist1d": "MNIST-1D", "digits": "digits (8×8)", "mnist": "MNIST", "fashion-mnist": "FashionMNIST",
+                 "cifar10": "CIFAR-10"}
+STEMS = ("trainability_heatmaps", "correlation_c", "correlation_q")
+
+
+def dataset_name(runs: pd.DataFrame | None) -> str:
+    if runs is None or "dataset" not in runs.columns or not len(runs):
+        return "?"
+    return ", ".join(DATASET_NAMES.get(str(d), str(d)) for d in runs["dataset"].unique())
+
+
+def draw(study_dir: str | Path, out_dir: str | Path) -> list[Path]:
+    """The trainability figures of a study folder from the tables ``python -m empirical.predict`` wrote there
+    (``trainability_cells.csv``, ``correlation_profiles.csv``): ``STEMS`` in ``out_dir``."""
+    from empirical.analysis.claims.trainability import TRAINED_MARGIN
+    from empirical.analysis.results_schema import read_csv
+
+    study_dir, out_dir = Path(study_dir), Path(out_dir)
+    cells = read_csv(study_dir / "trainability_cells.csv")
+    runs = read_csv(study_dir / "runs.csv")
+    out: list[Path] = []
+    if cells is not None and len(cells):
+        k = cells.groupby("activation")["k"].first().to_dict() if "k" in cells.columns else {}
+        crit = {a: (float(g["critical_sigma_w2"].iloc[0]), str(g["critical_kind"].iloc[0]))
+                for a, g in cells.groupby("activation")} if "critical_sigma_w2" in cells.columns else {}
+        out += accuracy_heatmaps(cells, k, crit, out_dir / "trainability_heatmaps", dataset=dataset_name(runs),
+                                 chance=0.1, threshold=0.1 + TRAINED_MARGIN)
+    prof = read_csv(study_dir / "correlation_profiles.csv")
+    if prof is not None and len(prof):
+        out += correlation_profiles(prof, out_dir / "correlation_c", quantity="c")
+        out += correlation_profiles(prof, out_dir / "correlation_q", quantity="q")
+    return out

@@ -200,6 +200,9 @@ def correlation_summary(corr: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------------------------- claims
 
+HELD, FAILED, INCONCLUSIVE, NOT_APPLICABLE = "held", "failed", "inconclusive", "not applicable"
+CLAIM_NAMES = ("trainable_region", "trainable_depth_k", "max_trainable_depth", "deepest_trainable_sigma_w2",
+               "k_universal", "correlation_map", "length_map", "correlation_depth_scale")
 BRACKET = 1.5
 PAPER_STEPS = 10_000
 RATE_WINDOW = (0.02, 0.3)
@@ -208,6 +211,34 @@ RATE_WINDOW = (0.02, 0.3)
 @dataclass(frozen=True)
 class _Name:
     name: str
+
+
+def _make(st, kind, claim, act, setting, relation, **kw):
+    """A claim record: ``verdicts.make`` (the claim model with relation, interval and reason) where it exists,
+    else the earlier ``verdicts.record`` with relation and reason folded into ``detail``."""
+    from empirical.analysis import verdicts as V
+    if hasattr(V, "make"):
+        return V.make(st, kind, claim, act, setting, relation, **kw)
+    lo, hi = kw.get("lo", math.nan), kw.get("hi", math.nan)
+    span = f"95 % interval [{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+    detail = "; ".join(x for x in (kw.get("reason", ""), relation, span, kw.get("detail", "")) if x)
+    return V.record(st, kind, claim, act, setting, kw.get("predicted", math.nan), kw.get("measured", math.nan),
+                    kw.get("measured_std", math.nan), kw.get("tolerance", math.nan), kw.get("verdict", NOT_APPLICABLE),
+                    detail)
+
+
+def _interval_verdict(m: float, p: float, tol: float, lo: float, hi: float) -> tuple[str, str]:
+    """|m − p| ≤ tol decided by the 95 % interval [lo, hi] of m: inside → held, disjoint → failed, else inconclusive."""
+    if not (np.isfinite(m) and np.isfinite(p)):
+        return NOT_APPLICABLE, "no finite measurement or prediction"
+    a, b = p - tol, p + tol
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return (HELD, "") if abs(m - p) <= tol else (FAILED, "")
+    if a <= lo and hi <= b:
+        return HELD, f"95 % interval [{lo:.3g}, {hi:.3g}] inside p ± tol = [{a:.3g}, {b:.3g}]"
+    if hi < a or lo > b:
+        return FAILED, f"95 % interval [{lo:.3g}, {hi:.3g}] outside p ± tol = [{a:.3g}, {b:.3g}]"
+    return INCONCLUSIVE, f"95 % interval [{lo:.3g}, {hi:.3g}] straddles an edge of p ± tol = [{a:.3g}, {b:.3g}]: more seeds"
 
 
 def _fmt(v: float) -> str:
@@ -229,7 +260,6 @@ def trainability_claims(study: str, runs: pd.DataFrame, num_classes: int = 10, s
                         n_boot: int = BOOTSTRAP) -> list:
     """k per activation (with its bootstrap interval), agreement of trained cells with L ≤ k·ξ_c, L_max per σ_w²
     against k·ξ_c, the σ_w² of the deepest trainable net against the critical σ_w², and k's universality."""
-    from empirical.analysis.verdicts import FAILED, HELD, INCONCLUSIVE, NOT_APPLICABLE, make
 
     runs = runs[runs["init"].astype(str) == "gaussian"]
     if len(runs) == 0:
@@ -270,7 +300,7 @@ def trainability_claims(study: str, runs: pd.DataFrame, num_classes: int = 10, s
             why += ("; ξ_c = ∞ where q* → ∞ (σ_w² ≥ the q-infinity limit): theory calls those nets trainable at "
                     "any depth, but their gradients grow by χ₁ > 1 per layer")
         alo, ahi = (np.percentile(agree_b, [2.5, 97.5]) if len(agree_b) else (math.nan, math.nan))
-        out.append(make(st, "prediction", "trainable_region", act, base, rel, predicted=1.0, measured=fit.agreement,
+        out.append(_make(st, "prediction", "trainable_region", act, base, rel, predicted=1.0, measured=fit.agreement,
                         lo=alo, hi=ahi, tolerance=1.0 - AGREEMENT_MIN, n=seeds, verdict=verdict, reason=why,
                         detail=f"{len(g)} cells, {int(tr.sum())} trained ({seeds} seeds, trained: test accuracy ≥ "
                                f"chance + {TRAINED_MARGIN:g} in at least half the seeds); σ_w²-blind agreement "
@@ -282,7 +312,7 @@ def trainability_claims(study: str, runs: pd.DataFrame, num_classes: int = 10, s
         else:
             vk = HELD if lo <= K_PAPER <= hi else FAILED
             wk = f"6 {'inside' if vk == HELD else 'outside'} [{_fmt(lo)}, {_fmt(hi)}]"
-        out.append(make(st, "prediction", "trainable_depth_k", act, base, "p = 6 (Schoenholz et al. 2017) ∈ 95 % interval of k",
+        out.append(_make(st, "prediction", "trainable_depth_k", act, base, "p = 6 (Schoenholz et al. 2017) ∈ 95 % interval of k",
                         predicted=K_PAPER, measured=fit.k, lo=lo, hi=hi, n=seeds, verdict=vk, reason=wk, detail=ktxt))
         out += _lmax_claims(st, act, g, fit, base)
         out.append(_deepest_claim(st, act, g, base))
@@ -292,17 +322,16 @@ def trainability_claims(study: str, runs: pd.DataFrame, num_classes: int = 10, s
         lo = max(v[1] for v in usable.values())
         hi = min(v[2] for v in usable.values())
         desc = "; ".join(f"{a}: {_fmt(v[0].k)} [{_fmt(v[1])}, {_fmt(v[2])}]" for a, v in usable.items())
-        out.append(make(st, "prediction", "k_universal", "all", base, rel, verdict=HELD if lo <= hi else FAILED,
+        out.append(_make(st, "prediction", "k_universal", "all", base, rel, verdict=HELD if lo <= hi else FAILED,
                         reason=("the intervals overlap on " + f"[{_fmt(lo)}, {_fmt(hi)}]") if lo <= hi else
                         "no value lies in every interval", detail=f"k per activation: {desc}"))
     else:
-        out.append(make(st, "prediction", "k_universal", "all", base, rel, verdict=NOT_APPLICABLE,
+        out.append(_make(st, "prediction", "k_universal", "all", base, rel, verdict=NOT_APPLICABLE,
                         reason=f"needs k bracketed for ≥ 2 activations, have {len(usable)}"))
     return out
 
 
 def _lmax_claims(st, act, g, fit: KFit, base) -> list:
-    from empirical.analysis.verdicts import FAILED, HELD, NOT_APPLICABLE, make
     out = []
     rel = f"L_max ≤ {BRACKET:g}·k·ξ_c and L_next ≥ k·ξ_c/{BRACKET:g} (L_next: the next grid depth above L_max)"
     for _, r in max_trainable_depth(g).iterrows():
@@ -315,14 +344,13 @@ def _lmax_claims(st, act, g, fit: KFit, base) -> list:
             ok = r["L_max"] <= BRACKET * pred and r["L_next"] >= pred / BRACKET
             v = HELD if ok else FAILED
             why = (f"L_max = {int(r['L_max'])}, next grid depth {_fmt(r['L_next'])}, k·ξ_c = {_fmt(pred)}")
-        out.append(make(st, "prediction", "max_trainable_depth", act, setting, rel, predicted=pred,
+        out.append(_make(st, "prediction", "max_trainable_depth", act, setting, rel, predicted=pred,
                         measured=float(r["L_max"]), tolerance=BRACKET, verdict=v, reason=why,
                         detail=f"ξ_c = {_fmt(xi)}, k = {_fmt(fit.k)}"))
     return out
 
 
 def _deepest_claim(st, act, g, base):
-    from empirical.analysis.verdicts import FAILED, HELD, INCONCLUSIVE, NOT_APPLICABLE, make
     b = float(g["sigma_b2"].iloc[0])
     crit, kind = edge(act, b)
     lm = max_trainable_depth(g)
@@ -343,7 +371,7 @@ def _deepest_claim(st, act, g, base):
         ok = S.min() - step <= crit <= S.max() + step
         v = HELD if ok else FAILED
         why = f"{_fmt(crit)} {'within' if ok else 'outside'} [{S.min() - step:g}, {S.max() + step:g}]"
-    return make(st, "prediction", "deepest_trainable_sigma_w2", act, base, rel, predicted=crit, measured=mid,
+    return _make(st, "prediction", "deepest_trainable_sigma_w2", act, base, rel, predicted=crit, measured=mid,
                 lo=float(S.min()) if len(S) else math.nan, hi=float(S.max()) if len(S) else math.nan,
                 tolerance=step, verdict=v, reason=why, detail=detail)
 
@@ -352,7 +380,7 @@ def correlation_claims(study: str, summary: pd.DataFrame) -> list:
     """From ``correlation_summary``: per (activation, σ_w², c₀) the measured c_l against the c-map iteration at the
     layer where they differ most (|c̄_l − c_l| ≤ ``C_TOL``, 95 % interval over seeds); per (activation, σ_w²) q_l
     against the length map (|mean_l log(q̄_l/q_l)| ≤ 0.1 + √(L/N)) and the approach rate of c_l to c* against ξ_c."""
-    from empirical.analysis.verdicts import FAILED, HELD, NOT_APPLICABLE, make, q_tolerance, tolerance_verdict
+    from empirical.analysis.verdicts import q_tolerance
     if summary is None or len(summary) == 0:
         return []
     st = _Name(study)
@@ -365,15 +393,15 @@ def correlation_claims(study: str, summary: pd.DataFrame) -> list:
         dev = (g["c"] - g["c_pred"]).abs()
         rel = f"max over layers of |c̄_l − c_l(map)| ≤ tol = {C_TOL:g} (95 % interval of c̄_l over seeds)"
         if not dev.notna().any():
-            out.append(make(st, "prediction", "correlation_map", str(act), setting, rel, tolerance=C_TOL,
+            out.append(_make(st, "prediction", "correlation_map", str(act), setting, rel, tolerance=C_TOL,
                             verdict=NOT_APPLICABLE, reason="no finite prediction or measurement"))
             continue
         i = dev.idxmax()
         m, p, se = float(g.loc[i, "c"]), float(g.loc[i, "c_pred"]), float(g.loc[i, "c_se"])
         from scipy.stats import t as student
         half = float(student.ppf(0.975, seeds - 1)) * se if seeds > 1 and np.isfinite(se) else math.nan
-        v, why = tolerance_verdict(m, p, C_TOL, m - half, m + half, se * math.sqrt(seeds))
-        out.append(make(st, "prediction", "correlation_map", str(act), setting, rel, predicted=p, measured=m,
+        v, why = _interval_verdict(m, p, C_TOL, m - half, m + half)
+        out.append(_make(st, "prediction", "correlation_map", str(act), setting, rel, predicted=p, measured=m,
                         lo=m - half, hi=m + half, measured_std=se * math.sqrt(seeds), tolerance=C_TOL, n=seeds,
                         verdict=v, reason=why, detail=f"worst layer {int(g.loc[i, 'layer'])} of {depth}; "
                         f"c_1 = {float(g['c'].iloc[0]):.3f} vs {float(g['c_pred'].iloc[0]):.3f}; 8 input pairs per net"))
@@ -385,13 +413,13 @@ def correlation_claims(study: str, summary: pd.DataFrame) -> list:
         tol = q_tolerance(depth, width)
         rel = "|mean_l log(q̄_l/q_l(map))| ≤ 0.1 + √(L/N)"
         if ok.sum() == 0:
-            out.append(make(st, "prediction", "length_map", str(act), setting, rel, tolerance=tol,
+            out.append(_make(st, "prediction", "length_map", str(act), setting, rel, tolerance=tol,
                             verdict=NOT_APPLICABLE, reason="no finite q"))
         else:
             lr = np.log(g.loc[ok, "q"] / g.loc[ok, "q_pred"])
             m = float(lr.mean())
             good = abs(m) <= tol
-            out.append(make(st, "prediction", "length_map", str(act), setting, rel, predicted=0.0, measured=m,
+            out.append(_make(st, "prediction", "length_map", str(act), setting, rel, predicted=0.0, measured=m,
                             measured_std=float(lr.std()), tolerance=tol, n=int(g["seeds"].max()),
                             verdict=HELD if good else FAILED,
                             reason=f"|{m:.3g}| {'≤' if good else '>'} {tol:.3g}", detail=f"{int(ok.sum())} layers"))
@@ -400,14 +428,14 @@ def correlation_claims(study: str, summary: pd.DataFrame) -> list:
 
 
 def _rate_claim(st, act, w, b, s, setting):
-    from empirical.analysis.verdicts import FAILED, HELD, INCONCLUSIVE, NOT_APPLICABLE, make
     from theory import meanfield
+
     rel = (f"|log(ξ_m/ξ_c)| ≤ log(1 + {XI_RTOL:g}); ξ_m from log|c̄_l − c*| over the layers where the map's own "
            f"|c_l − c*| ∈ [{RATE_WINDOW[0]:g}, {RATE_WINDOW[1]:g}]")
     xi = xi_c(act, w, b)
     cstar = float(meanfield.correlation_fixed_point(_act(act), w, b, w + b))
     if not (np.isfinite(xi) and np.isfinite(cstar)):
-        return make(st, "prediction", "correlation_depth_scale", act, setting, rel, predicted=xi, tolerance=XI_RTOL,
+        return _make(st, "prediction", "correlation_depth_scale", act, setting, rel, predicted=xi, tolerance=XI_RTOL,
                     verdict=NOT_APPLICABLE, reason=f"ξ_c = {_fmt(xi)}, c* = {_fmt(cstar)}: no finite rate to compare")
     best = None
     for c0, g in s[(s["activation"] == act) & (s["sigma_w2"] == w)].groupby("c0"):
@@ -418,18 +446,53 @@ def _rate_claim(st, act, w, b, s, setting):
         if len(win) >= 3 and (best is None or len(win) > len(best[0])):
             best = (win, g["layer"].to_numpy()[win], md[win], (g["c_se"].fillna(0).to_numpy())[win])
     if best is None:
-        return make(st, "prediction", "correlation_depth_scale", act, setting, rel, predicted=xi, tolerance=XI_RTOL,
+        return _make(st, "prediction", "correlation_depth_scale", act, setting, rel, predicted=xi, tolerance=XI_RTOL,
                     verdict=INCONCLUSIVE, reason=f"fewer than 3 layers where the map's |c_l − c*| lies in the window "
                     f"(c* = {cstar:.3f}): a faster or slower approach than these depths resolve")
     _, layers, md, se = best
     if np.any(md <= 2 * se) or np.any(md <= 0):
-        return make(st, "prediction", "correlation_depth_scale", act, setting, rel, predicted=xi, tolerance=XI_RTOL,
+        return _make(st, "prediction", "correlation_depth_scale", act, setting, rel, predicted=xi, tolerance=XI_RTOL,
                     verdict=INCONCLUSIVE, reason="the measured distance to c* is within 2 standard errors of 0 in the "
                     "window: more seeds or wider nets would resolve it")
     slope = float(np.polyfit(layers, np.log(md), 1)[0])
     xm = -1.0 / slope if slope < 0 else math.inf
     good = np.isfinite(xm) and abs(math.log(xm / xi)) <= math.log(1 + XI_RTOL)
-    return make(st, "prediction", "correlation_depth_scale", act, setting, rel, predicted=xi, measured=xm,
+    return _make(st, "prediction", "correlation_depth_scale", act, setting, rel, predicted=xi, measured=xm,
                 tolerance=XI_RTOL, verdict=HELD if good else FAILED,
                 reason=f"ξ_m = {_fmt(xm)} vs ξ_c = {_fmt(xi)}",
                 detail=f"layers {int(layers[0])}..{int(layers[-1])}, c* = {cstar:.3f}")
+
+
+# ----------------------------------------------------------------------------------------------- one study
+
+def is_trainability_study(study) -> bool:
+    return "init" in study.runs.columns and (study.runs["init"].astype(str) == "gaussian").any()
+
+
+def trainability_of(study, write: bool = True) -> list:
+    """Every trainability and correlation claim of a study with ``gaussian``-init runs (none otherwise). With
+    ``write``, the derived tables the figures read go into the study folder: ``trainability_cells.csv`` (cells
+    with ξ_c and the fitted k per activation) and ``correlation_profiles.csv`` (c_l, q_l measured and predicted)."""
+    import os
+
+    from empirical.results import atomic_write
+
+    if not is_trainability_study(study):
+        return []
+    runs = study.runs
+    steps = int(pd.to_numeric(runs["steps"], errors="coerce").max()) if "steps" in runs.columns else None
+    out = trainability_claims(study.name, runs, steps=steps)
+    corr_path = os.path.join(study.folder, "correlation.csv")
+    summary = correlation_summary(pd.read_csv(corr_path)) if os.path.isfile(corr_path) else None
+    out += correlation_claims(study.name, summary)
+    if write:
+        cf = cells(runs[runs["init"].astype(str) == "gaussian"])
+        ks = {c.activation: c.measured for c in out if c.claim == "trainable_depth_k"}
+        cf["k"] = cf["activation"].map(ks)
+        crit = {a: edge(a, float(b)) for a, b in cf.groupby("activation")["sigma_b2"].first().items()}
+        cf["critical_sigma_w2"] = cf["activation"].map(lambda a: crit[a][0])
+        cf["critical_kind"] = cf["activation"].map(lambda a: crit[a][1])
+        atomic_write(os.path.join(study.folder, "trainability_cells.csv"), cf.to_csv(index=False))
+        if summary is not None:
+            atomic_write(os.path.join(study.folder, "correlation_profiles.csv"), summary.to_csv(index=False))
+    return out
