@@ -1,7 +1,8 @@
 """Throughput of the trainability sweep: one batched program per (depth, seed) vs the same runs one at a time.
 
 Workload: one depth slice of ``--preset trainability`` (MNIST-1D, MLP of ``--depth`` hidden layers × 64 units,
-tanh/elu/selu/relu × 15 σ_w² at σ_b² = 0.05 = 60 runs, SGD lr 0.01, batch 32), ``--steps`` training steps
+tanh/elu/selu/relu × 15 σ_w² at σ_b² = 0.05 = 60 runs, batch 32; SGD at lr 1e-6 so that no run diverges and
+stops early: the cost of a step does not depend on the learning rate), ``--steps`` training steps
 per epoch over a stratified subset of 32·steps examples, 2 epochs; the second epoch is timed between
 ``train_group``'s progress callbacks (set-up and the first probe excluded; the first epoch's evaluation, on a
 32-example test set, about one step, included).
@@ -38,7 +39,7 @@ WIDTH, BATCH = 64, 32
 
 
 def runs_of(depth: int, steps: int) -> list[C.RunConfig]:
-    cfg = C.validate(dataclasses.replace(C.preset("trainability"), depths=(depth,), seeds=(1,), epochs=2,
+    cfg = C.validate(dataclasses.replace(C.preset("trainability"), depths=(depth,), seeds=(1,), epochs=2, lr=1e-6,
                                          train_size=BATCH * steps))
     _, (task,) = plan(cfg)
     return list(task.runs)

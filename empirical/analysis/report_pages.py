@@ -648,7 +648,13 @@ def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs:
         "studies": studies_md,
         "predictions": pred_md,
         "results_root": where,
+        "trainability": _trainability_overview(found),
     }
+
+
+def _trainability_overview(found) -> str:
+    from empirical.analysis.trainability_report import overview
+    return overview(found)
 
 
 def _count_runs(s: Path) -> str:

@@ -133,3 +133,19 @@ def section(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
             out.append(_table(["claim", "activation", *c.columns],
                               [[i[0], i[1], *map(str, r)] for i, r in c.iterrows()]))
     return "\n".join(out)
+
+
+def overview(found) -> str:
+    """For the overview page: a link to every trainability study in the results folder, or a line saying how to
+    make one (links are relative to ``docs/index.md``)."""
+    studies = [s for s in found if (Path(s) / "trainability_cells.csv").is_file()]
+    if not studies:
+        return ("No trainability study in this results folder: `python -m empirical.run --preset trainability` "
+                "then `python -m empirical.predict results/` make one.\n")
+    return "".join(f"- [{Path(s).name}](experiments/{Path(s).name}.md): accuracy over (σ_w², depth) on "
+                   f"{_dataset_of(Path(s))} against k·ξ_c, with its verdicts.\n" for s in studies)
+
+
+def _dataset_of(folder: Path) -> str:
+    from empirical.analysis.results_schema import read_csv
+    return dataset_name(read_csv(folder / "runs.csv"))

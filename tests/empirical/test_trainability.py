@@ -41,7 +41,9 @@ def test_bootstrap_is_degenerate_when_seeds_agree():
     xi = np.full(4, 3.0)
     m = np.array([[1, 1, 1], [1, 1, 1], [0, 0, 0], [0, 0, 0]], float)
     ks = T.bootstrap_k(d, xi, m, n=50)
-    assert np.allclose(ks, T.fit_k(d, xi, m[:, 0] > 0).k)
+    fit = T.fit_k(d, xi, m[:, 0] > 0)
+    assert np.allclose(ks[:, 0], fit.k)
+    assert T.k_interval(ks) == (8 / 3, 16 / 3) == (fit.lo, fit.hi)      # the whole gap between L/ξ_c = 8/3 and 16/3
 
 
 def test_tiny_grid_end_to_end_through_the_cli(tmp_path, capsys):

@@ -92,11 +92,14 @@ def seed_matrix(runs: pd.DataFrame, cell_frame: pd.DataFrame, num_classes: int =
 
 @dataclass(frozen=True)
 class KFit:
-    """k with the agreement it achieves; ``censored`` says 'below'/'above' when the data only bound k."""
+    """k with the agreement it achieves; [lo, hi] every threshold that achieves it (the grid's resolution);
+    ``censored`` says 'below'/'above' when the data only bound k."""
 
     k: float
     agreement: float
     censored: str = ""
+    lo: float = math.nan
+    hi: float = math.nan
 
 
 def fit_k(depth: np.ndarray, xi: np.ndarray, trained: np.ndarray) -> KFit:
@@ -123,26 +126,39 @@ def fit_k(depth: np.ndarray, xi: np.ndarray, trained: np.ndarray) -> KFit:
     best = scores[valid].max()
     js = np.flatnonzero(valid & (scores == best))
     j = int(js[len(js) // 2])
+    span_lo = float(r[js[0] - 1]) if js[0] > 0 else 0.0
+    span_hi = float(r[js[-1]]) if js[-1] < n else math.inf
     if j == 0:
-        return KFit(float(r[0]), float(best / n), "below")
+        return KFit(float(r[0]), float(best / n), "below", span_lo, span_hi)
     if j == n:
-        return KFit(float(r[-1]), float(best / n), "above")
+        return KFit(float(r[-1]), float(best / n), "above", span_lo, span_hi)
     lo, hi = r[j - 1], r[j]
-    return KFit(float(math.sqrt(lo * hi) if lo > 0 else hi / 2), float(best / n))
+    return KFit(float(math.sqrt(lo * hi) if lo > 0 else hi / 2), float(best / n), "", span_lo, span_hi)
 
 
 def bootstrap_k(depth, xi, seeds_trained: np.ndarray, n: int = BOOTSTRAP, seed: int = 0) -> np.ndarray:
-    """k refitted on ``n`` resamples of the seeds within every cell (``seeds_trained``: [cells, seeds] 0/1)."""
+    """[n, 3]: (k, lo, hi) refitted on ``n`` resamples of the seeds within every cell (``seeds_trained``:
+    [cells, seeds] 0/1). The 95 % interval of k is [2.5 % quantile of lo, 97.5 % quantile of hi]: seed noise and
+    the grid's resolution (every threshold between two neighbouring L/ξ_c fits equally well)."""
     rng = np.random.default_rng(seed)
     m = np.asarray(seeds_trained, dtype=float)
-    ks = np.empty(n)
+    ks = np.empty((n, 3))
     S = m.shape[1]
     for b in range(n):
         idx = rng.integers(0, S, size=(m.shape[0], S))
         sample = np.take_along_axis(m, idx, axis=1)
         frac = np.nanmean(sample, axis=1)
-        ks[b] = fit_k(depth, xi, frac >= 0.5).k
+        f = fit_k(depth, xi, frac >= 0.5)
+        ks[b] = (f.k, f.lo, f.hi)
     return ks
+
+
+def k_interval(boots: np.ndarray) -> tuple[float, float]:
+    """The 95 % interval of k from ``bootstrap_k``'s rows."""
+    ok = np.isfinite(boots[:, 0])
+    if not ok.any():
+        return math.nan, math.nan
+    return float(np.percentile(boots[ok, 1], 2.5)), float(np.percentile(boots[ok, 2], 97.5))
 
 
 def constant_depth_agreement(depth: np.ndarray, trained: np.ndarray) -> float:
@@ -275,15 +291,15 @@ def trainability_claims(study: str, runs: pd.DataFrame, num_classes: int = 10, s
         d, xi, tr = g["depth"].to_numpy(float), g["xi_c"].to_numpy(float), g["trained"].to_numpy(bool)
         fit = fit_k(d, xi, tr)
         boots = bootstrap_k(d, xi, seed_matrix(runs[runs["activation"] == act], g, num_classes), n_boot)
-        lo, hi = (np.nanpercentile(boots, [2.5, 97.5]) if np.isfinite(boots).any() else (math.nan, math.nan))
-        agree_b = np.array([_agreement(d, xi, tr, k) for k in boots[np.isfinite(boots)]])
+        lo, hi = k_interval(boots)
+        agree_b = np.array([_agreement(d, xi, tr, k) for k in boots[np.isfinite(boots[:, 0]), 0]])
         null = constant_depth_agreement(d, tr)
         seeds = int(g["seeds"].max())
         finite = np.isfinite(xi)
         fin_txt = (f"; on the {int(finite.sum())} cells with finite ξ_c: {_agreement(d[finite], xi[finite], tr[finite], fit.k):.3f}"
                    if (~finite).any() and finite.any() else "")
         ktxt = (f"k = {_fmt(fit.k)}, 95 % bootstrap interval [{_fmt(lo)}, {_fmt(hi)}] ({n_boot} resamples of the seeds "
-                f"within every cell){'; censored: the grid only bounds k from ' + fit.censored if fit.censored else ''}")
+                f"within every cell, widened to every threshold that fits equally well){'; censored: the grid only bounds k from ' + fit.censored if fit.censored else ''}")
         rel = f"trained ⇔ L ≤ k·ξ_c(σ_w²) (k fitted) in m ≥ {AGREEMENT_MIN:g} of cells, and m > σ_w²-blind rule L ≤ L₀"
         if not np.isfinite(fit.agreement):
             verdict, why = NOT_APPLICABLE, "no cell has a finite ξ_c"
