@@ -26,10 +26,10 @@ def run_local(cfg: StudyConfig, tasks: Sequence[Task], commit: Callable, progres
         return
     if workers > 1:
         return _run_pool(cfg, tasks, commit, progress, workers)
-    n_train = len(load_data(data_spec(cfg, tasks[0].runs[0].seed)).x_train)
-    with _bar(sum(steps_of(t, n_train) for t in tasks), "step", progress) as bar:
+    n_full = len(load_data(data_spec(cfg, tasks[0].runs[0])).x_train)
+    with _bar(sum(steps_of(t, t.runs[0].train_size or n_full) for t in tasks), "step", progress) as bar:
         for task in tasks:
-            spec = data_spec(cfg, task.runs[0].seed)
+            spec = data_spec(cfg, task.runs[0])
             bar.set_postfix_str(f"seed {task.runs[0].seed}, {len(task.runs)} runs batched")
             commit(run_task(task, spec, cfg.device, cfg.time_activations, progress=bar.update))
 
@@ -42,7 +42,7 @@ def _run_pool(cfg, tasks, commit, progress, workers):
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_limit_threads,
                              initargs=(max(1, _cpus() // workers),)) as pool, \
             _bar(len(tasks), "task", progress) as bar:
-        futures = [pool.submit(run_task, t, data_spec(cfg, t.runs[0].seed), cfg.device, cfg.time_activations)
+        futures = [pool.submit(run_task, t, data_spec(cfg, t.runs[0]), cfg.device, cfg.time_activations)
                    for t in tasks]
         for fut in as_completed(futures):
             commit(fut.result())

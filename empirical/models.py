@@ -105,7 +105,8 @@ def init_sigmas(init: str, act_name: str, fan_in: int, fan_out: int, sigma_b2: f
                 sigma_w2: float | None = None) -> tuple[float, float]:
     """(σ_w², σ_b²) of a scheme for one layer, with Var(W_ij) = σ_w²/fan_in and Var(b_i) = σ_b².
 
-    torch default (kaiming_uniform, a=√5): σ_w² = 1/3 and σ_b² = 1/(3·fan_in); He: 2, 0; Xavier (Glorot):
+    torch default (kaiming_uniform, a=√5): σ_w² = 1/3 and σ_b² = 1/(3·fan_in); He: 2, 0; Xavier (Glorot,
+    normal) and glorot_uniform (Keras' default, U(±√(6/(fan_in+fan_out))), zero biases):
     2·fan_in/(fan_in+fan_out), 0; LeCun: 1, 0; critical: the edge of chaos σ_w²(σ_b²) from theory, σ_b²;
     gaussian: the run's own ``sigma_w2``, σ_b².
     """
@@ -117,7 +118,7 @@ def init_sigmas(init: str, act_name: str, fan_in: int, fan_out: int, sigma_b2: f
         return 1.0 / 3.0, 1.0 / (3.0 * fan_in)
     if init == "he":
         return 2.0, 0.0
-    if init == "xavier":
+    if init in ("xavier", "glorot_uniform"):
         return 2.0 * fan_in / (fan_in + fan_out), 0.0
     if init == "lecun":
         return 1.0, 0.0
@@ -148,6 +149,10 @@ def _draw(shape, init, act_name, fan_in, fan_out, sigma_b2, gen, sigma_w2=None):
         bound = 1.0 / math.sqrt(fan_in)
         w = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
         b = (torch.rand(shape[:1] if len(shape) == 2 else (shape[0],), generator=gen, dtype=torch.float64) * 2 - 1) * bound
+    elif init == "glorot_uniform":
+        bound = math.sqrt(3.0 * sw2 / fan_in)                  # = √(6/(fan_in+fan_out))
+        w = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+        b = torch.zeros((shape[0],), dtype=torch.float64)
     else:
         w = torch.randn(shape, generator=gen, dtype=torch.float64) * math.sqrt(sw2 / fan_in)
         b = torch.randn((shape[0],), generator=gen, dtype=torch.float64) * math.sqrt(sb2)

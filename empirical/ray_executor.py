@@ -198,7 +198,7 @@ def run_ray(cfg: StudyConfig, tasks: Sequence[Task], commit: Callable, progress:
         threads = max(1, int(cpus_per_task))
         # a task given a GPU must use it: 'auto' would fall back to the CPU silently
         device = "cuda" if gpus_per_task > 0 and cfg.device == "auto" else cfg.device
-        pending = {remote.remote(t, data_spec(cfg, t.runs[0].seed), device, cfg.time_activations, threads): t
+        pending = {remote.remote(t, data_spec(cfg, t.runs[0]), device, cfg.time_activations, threads): t
                    for t in tasks}
         total_runs = sum(len(t.runs) for t in tasks)
         from tqdm.auto import tqdm

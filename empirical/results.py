@@ -211,6 +211,15 @@ class Store:
         atomic_write(sums_path, json.dumps({t: _sha(x.encode()) for t, x in texts.items()}))
         return rows
 
+    def read_study(self) -> dict:
+        """The study.json written before (empty if none or unreadable)."""
+        try:
+            with open(os.path.join(self.folder, "study.json")) as fh:
+                data = json.load(fh)
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
     def write_study(self, info: dict) -> None:
         atomic_write(os.path.join(self.folder, "study.json"), json.dumps(info, indent=1, sort_keys=True, default=str))
 

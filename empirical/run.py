@@ -93,9 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data-dir", help=f"where torchvision data sets live (default: {d.data_dir})")
     g.add_argument("--download", action="store_true", default=None, help="download the data set if missing (needs network)")
     g.add_argument("--train-size", type=_num(int), help="stratified low-sample training subset of N examples (default: all)")
+    g.add_argument("--train-sizes", type=_csv(int), metavar="N,N,...",
+                   help="sweep nested stratified training subsets of these sizes (replaces --train-size)")
+    g.add_argument("--subset-seed", type=_num(int),
+                   help="draw the training subset with this seed for every run, so that seeds vary the "
+                        "initialisation only (default: each run's own seed)")
+    g.add_argument("--no-normalize", action="store_true",
+                   help="feed pixels in [0, 1] without per-channel standardisation (Keras-style)")
     g = p.add_argument_group("training")
     g.add_argument("--optimizer", help=f"{' or '.join(C.OPTIMIZERS)} (default: {d.optimizer})")
     g.add_argument("--lr", type=_num(float), help=f"learning rate (default: {d.lr:g})")
+    g.add_argument("--adam-eps", type=_num(float), help=f"Adam's epsilon (default: {d.adam_eps:g}; Keras uses 1e-7)")
+    g.add_argument("--torch-defaults", action="store_true",
+                   help="torch's defaults where a preset follows Keras: default init, standardised inputs, "
+                        "Adam eps 1e-8 (e.g. --preset mnist-mlp --torch-defaults)")
     g.add_argument("--momentum", type=_num(float), help=f"SGD momentum (default: {d.momentum:g})")
     g.add_argument("--batch-size", type=_num(int), help=f"batch size (default: {d.batch_size})")
     g.add_argument("--epochs", type=_num(int), help=f"epochs (default: {d.epochs})")
@@ -120,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _FLAG_KEYS = ("name", "out_dir", "seeds", "widths", "channels", "sigma_b2", "sigma_w2s", "depths", "dataset", "data_dir", "download",
               "train_size", "optimizer", "lr", "momentum", "batch_size", "epochs", "device", "probe_every",
-              "probe_size", "eps")
+              "probe_size", "eps", "adam_eps", "subset_seed", "train_sizes")
 
 
 def config_from_args(args: argparse.Namespace) -> C.StudyConfig:
@@ -139,6 +150,14 @@ def config_from_args(args: argparse.Namespace) -> C.StudyConfig:
         over["width"] = args.width if args.width is not None else (cfg.widths[0] if cfg.depths else 128)
     if args.no_act_timing:
         over["time_activations"] = False
+    if args.no_normalize:
+        over["normalize"] = False
+    if args.torch_defaults:
+        over.update(C.TORCH_DEFAULTS)
+        if args.init:
+            over["inits"] = [i.strip() for item in args.init for i in item.split(",") if i.strip()]
+    if args.train_size is not None and args.train_sizes is None:
+        over["train_sizes"] = []
     cfg = C.from_mapping(over, base=cfg, source="flags")
     return C.validate(cfg)
 
@@ -158,51 +177,27 @@ def _split_acts(item: str) -> list[str]:
     return [o for o in out if o.strip()]
 
 
-def summary_rows(rows: Sequence[dict]) -> list[dict]:
-    """One row per (model, init, activation): means over seeds."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["model"], r["init"], r["activation"]), []).append(r)
-    out = []
-    for (model, init, act), rs in groups.items():
-        accs = [r["final_test_acc"] for r in rs if r["status"] == "finished" and r["final_test_acc"] is not None]
-        reach = [r["epochs_to_90"] for r in rs if r["epochs_to_90"] is not None]
-        g0 = [r["first_layer_grad_init"] for r in rs if r["first_layer_grad_init"] is not None]
-        g1 = [r["first_layer_grad_final"] for r in rs if r["first_layer_grad_final"] is not None]
-        out.append({
-            "model": model, "init": init, "activation": act, "runs": len(rs),
-            "diverged": sum(r["status"] == "diverged" for r in rs),
-            "acc_mean": statistics.fmean(accs) if accs else math.nan,
-            "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "epochs_to_90": statistics.fmean(reach) if reach else None, "reached_90": len(reach),
-            "grad_init": statistics.fmean(g0) if g0 else math.nan,
-            "grad_final": statistics.fmean(g1) if g1 else math.nan,
-            "time_per_epoch_s": statistics.fmean(r["time_per_epoch_s"] for r in rs),
-            "act_time_per_epoch_s": statistics.fmean(r["act_time_per_epoch_s"] or 0.0 for r in rs),
-        })
-    return out
+def print_summary(folder: str) -> None:
+    """The seeds' summary table of the study folder (model | accuracy ± CI | time per epoch | first-layer
+    gradient | verdicts), with the study's claims checked by ``empirical.analysis``."""
+    import pandas as pd
 
+    from empirical.analysis import seeds_table
+    from empirical.analysis.claims import predict
+    from empirical.analysis.results_schema import load_study
 
-def format_summary(rows: Sequence[dict]) -> str:
-    multi = len({(r["model"], r["init"]) for r in rows}) > 1
-    head = ["activation", "test acc (mean ± std)", "epochs→90%", "|∂L/∂W₁| init → final",
-            "s/epoch (batched)", "act fwd+bwd s/epoch"]
-    if multi:
-        head = ["model", "init"] + head
-    lines = []
-    for r in rows:
-        reach = f"{r['epochs_to_90']:.1f} ({r['reached_90']}/{r['runs']})" if r["epochs_to_90"] else f"never (0/{r['runs']})"
-        acc = f"{100 * r['acc_mean']:.2f} ± {100 * r['acc_std']:.2f} %" if not math.isnan(r["acc_mean"]) else "—"
-        if r["diverged"]:
-            acc += f"  [{r['diverged']} diverged]"
-        cells = [r["activation"], acc, reach, f"{r['grad_init']:.2e} → {r['grad_final']:.2e}",
-                 f"{r['time_per_epoch_s']:.4f}", f"{r['act_time_per_epoch_s']:.4f}"]
-        if multi:
-            cells = [r["model"], r["init"]] + cells
-        lines.append(cells)
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
-    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in lines])
+    runs = pd.read_csv(f"{folder}/runs.csv")
+    claims = predict([load_study(folder)])
+    print(seeds_table.format_text(seeds_table.summary_rows(runs, claims)))
+    c = {}
+    for cl in claims:
+        c.setdefault(cl.kind, {}).setdefault(cl.verdict, 0)
+        c[cl.kind][cl.verdict] += 1
+    print("verdicts per kind: " + "; ".join(
+        f"{k} " + ", ".join(f"{n} {v}" for v, n in sorted(c[k].items())) for k in sorted(c) if k != "sanity")
+        + (f" | sanity checks apart: " + ", ".join(f"{n} {v}" for v, n in sorted(c['sanity'].items()))
+           if "sanity" in c else "")
+        + f"; details: python -m empirical.predict {folder}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -238,10 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except bad_input as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    rows = [outcome.rows[r.run_id] for r in outcome.runs if r.run_id in outcome.rows]
     log(f"{outcome.trained} runs trained, {outcome.skipped} reused, in {outcome.wall_time_s:.1f} s; "
         f"results in {outcome.folder}/")
-    print(format_summary(summary_rows(rows)))
+    print_summary(outcome.folder)
     return 0
 
 

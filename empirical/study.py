@@ -12,6 +12,7 @@ from empirical import results
 from empirical.config import ConfigError, RunConfig, StudyConfig
 from empirical.executors import run_local, run_ray
 from empirical.tasks import data_spec, load_data, plan
+from empirical.timing import METHOD
 from empirical.train import RunRecords, resolve_device
 
 
@@ -23,9 +24,9 @@ def preflight(cfg: StudyConfig, check_device: bool = True) -> frozenset[str]:
     """
     if check_device:
         resolve_device(cfg.device)
-    for seed in dict.fromkeys(cfg.seeds):
-        load_data(data_spec(cfg, seed))
-        if cfg.train_size is None:
+    for run in {(r.seed if cfg.subset_seed is None else 0, r.train_size): r for r in cfg.runs()}.values():
+        load_data(data_spec(cfg, run))
+        if cfg.train_size is None and not cfg.train_sizes:
             break
     no_edge = set()
     if "critical" in cfg.inits:
@@ -104,9 +105,13 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
         skipped = len(runs) - sum(len(t.runs) for t in tasks)
         if skipped:
             log(f"resuming: {skipped} of {len(runs)} runs already finished in {folder}; training {len(runs) - skipped}")
+        previous = store.read_study()
+        resumed = skipped or previous.get("status") == "interrupted"
+        compute = float(previous.get("compute_time_s", previous.get("wall_time_s", 0.0)) or 0.0) if resumed else 0.0
         info = {"config": cfg.to_json(), "environment": results.environment(), "status": "running",
                 "runs": len(runs), "tasks": len(tasks),
-                "left_out": {"init=critical (no edge of chaos)": sorted(no_edge)}}
+                "left_out": {"init=critical (no edge of chaos)": sorted(no_edge)},
+                "compute_time_s": round(compute, 3), "timing_method": METHOD}
         store.write_study(info)
         write_samples(cfg, folder)
         order = [r.run_id for r in runs]
@@ -123,14 +128,16 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
                 run_local(cfg, tasks, commit, progress=progress, **executor_opts)
         except KeyboardInterrupt:
             store.merge(order, log)
-            info.update(status="interrupted", wall_time_s=round(time.perf_counter() - t0, 3))
+            wall = time.perf_counter() - t0
+            info.update(status="interrupted", wall_time_s=round(wall, 3), compute_time_s=round(compute + wall, 3))
             store.write_study(info)
             raise
         rows = store.merge(order, log)
         if cfg.correlation:
             info["correlation"] = write_correlation(cfg, folder, log)
         wall = time.perf_counter() - t0
-        info.update(status="complete", wall_time_s=round(wall, 3))
+        info.update(status="complete", wall_time_s=round(wall, 3),
+                    compute_time_s=round(compute + (wall if tasks else 0.0), 3))
         store.write_study(info)
         return Outcome(folder, runs, rows, len(runs) - skipped, skipped, wall)
     finally:

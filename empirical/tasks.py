@@ -43,12 +43,17 @@ def plan(cfg: StudyConfig, skip: set[str] = frozenset(),
 _DATA_CACHE: dict = {}
 
 
-def data_spec(cfg: StudyConfig, seed: int):
-    """The data set of one seed of the study (the training subset depends on the seed when train_size is set)."""
+def data_spec(cfg: StudyConfig, run: RunConfig | int):
+    """The data of ``run`` (or of seed ``run`` at the study's first training-set size): the subset is
+    drawn with ``subset_seed`` when set (the same for every seed), else with the run's seed."""
     from empirical.data import DataSpec
 
-    return DataSpec(name=cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
-                    train_size=cfg.train_size, seed=seed)
+    if isinstance(run, RunConfig):
+        seed, size = run.seed, run.train_size
+    else:
+        seed, size = run, (cfg.train_sizes[0] if cfg.train_sizes else cfg.train_size)
+    return DataSpec(name=cfg.dataset, data_dir=cfg.data_dir, download=cfg.download, train_size=size,
+                    seed=seed if cfg.subset_seed is None else cfg.subset_seed, normalize=cfg.normalize)
 
 
 def load_data(spec):
@@ -66,8 +71,13 @@ def run_task(task: Task, spec, device: str, time_activations: bool = True,
              progress: Callable[[int], None] | None = None) -> list[RunRecords]:
     """Train the task's runs together on ``spec``'s data; one ``RunRecords`` per run."""
     data = load_data(spec)
-    return train_group(task.runs, data, resolve_device(device), progress=progress,
-                       time_activations=time_activations)
+    records = train_group(task.runs, data, resolve_device(device), progress=progress,
+                          time_activations=time_activations)
+    if time_activations:
+        from empirical.timing import attach_solo_times
+
+        attach_solo_times(records, data, resolve_device(device))
+    return records
 
 
 def steps_of(task: Task, n_train: int) -> int:

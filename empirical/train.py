@@ -77,9 +77,9 @@ def make_optimizer(params: Sequence[torch.Tensor], cfg: RunConfig) -> torch.opti
     """
     if cfg.optimizer == "adam":
         try:
-            return torch.optim.Adam(params, lr=cfg.lr, fused=True)
+            return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps, fused=True)
         except (RuntimeError, ValueError, TypeError):
-            return torch.optim.Adam(params, lr=cfg.lr, foreach=True)
+            return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps, foreach=True)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, foreach=True)
 
 
@@ -236,7 +236,8 @@ def _finish(rec: RunRecords, r: int, diverged_step, layer_rows, group_time, act_
         "run_id": cfg.run_id, "activation": cfg.activation, "seed": cfg.seed, "init": cfg.init,
         "sigma_w2": round(sw2, 10), "sigma_b2": round(sb2, 10), "model": cfg.model,
         "widths": "-".join(map(str, cfg.widths)), "depth": cfg.depth, "channels": cfg.channels,
-        "dataset": cfg.dataset, "train_size": cfg.train_size, "optimizer": cfg.optimizer, "lr": cfg.lr,
+        "dataset": cfg.dataset, "train_size": cfg.train_size, "subset_seed": cfg.subset_seed,
+        "normalize": cfg.normalize, "adam_eps": cfg.adam_eps, "optimizer": cfg.optimizer, "lr": cfg.lr,
         "momentum": cfg.momentum, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "eps": cfg.eps,
         "status": status, "diverged_step": diverged_step, "steps": last_step,
         "final_train_loss": last.get("train_loss"), "final_test_loss": last.get("test_loss"),

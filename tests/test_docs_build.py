@@ -176,8 +176,12 @@ def test_results_pages_from_fixture(built):
         assert (site / "experiments" / "figures" / "tiny" / f"{stem}.png").is_file()
     assert "0.898" in study                    # relu's mean final test accuracy in the fixture
     preds = _page(site, "predictions")
-    # tiny: 3 rows of its own predictions.csv + 1 row of the root's predictions.csv (study column)
-    assert "<strong>2</strong> held, <strong>1</strong> failed, <strong>1</strong> not applicable" in preds
+    # tiny: 4 rows of its own predictions.csv + 1 row of the root's predictions.csv (study column):
+    # counts per kind, sanity checks in a row of their own
+    cells = re.sub(r"\|+", "|", re.sub(r"\s*<[^>]+>\s*", "|", preds))
+    assert "|prediction|1|1|0|0|" in cells and "|hypothesis|0|0|1|0|" in cells
+    assert "|sanity (apart)|1|0|0|1|" in cells
+    assert 'class="actlab-verdict-inconclusive"' in preds
     assert 'id="study-none"' in preds and "sigmoid_flat_low_sample" in preds   # a cross-study row
     assert 'class="actlab-verdict-failed"' in preds
     assert re.search(r'src="\.\./figures/predictions/tiny\.png"', preds)

@@ -240,6 +240,24 @@ def _lines_by_activation(ax, df: pd.DataFrame, x: str, y: str, *, band: bool = T
                 ax.fill_between(d[x], d["mean"] - s, d["mean"] + s, color=color_for(a), alpha=0.15, lw=0)
 
 
+def _regression_lines(ax, epochs: pd.DataFrame, m: str) -> None:
+    """Seed 002's straight line through the per-epoch loss: intercept and slope averaged over the seeds'
+    least-squares fits (``convergence.linear_fit``), dashed, per activation (and variant)."""
+    from empirical.analysis import convergence
+
+    df = epochs.assign(variant=variant_labels(epochs))
+    for (a, v), d in df.groupby(["activation", "variant"], sort=False):
+        fits = [convergence.linear_fit(g["epoch"], pd.to_numeric(g[m], errors="coerce"))
+                for _, g in d.groupby("seed")]
+        fits = [f for f in fits if f is not None]
+        if not fits:
+            continue
+        x = np.array([d["epoch"].min(), d["epoch"].max()], float)
+        y = np.mean([f.intercept for f in fits]) + np.mean([f.slope for f in fits]) * x
+        if (y > 0).all() or not (d[m].dropna() > 0).all():
+            ax.plot(x, y, color=color_for(a), ls=":", lw=1.0, alpha=0.9)
+
+
 def training_curves(epochs: pd.DataFrame, out: str | Path, *,
                     metrics: Sequence[str] = ("train_loss", "test_loss", "train_acc", "test_acc")
                     ) -> list[Path]:
@@ -261,6 +279,8 @@ def training_curves(epochs: pd.DataFrame, out: str | Path, *,
         lo, hi = epochs["epoch"].min(), epochs["epoch"].max()
         if hi - lo < 2:
             ax.set_xlim(lo - 1, hi + 1)
+        if "loss" in m:
+            _regression_lines(ax, epochs, m)
         if "loss" in m and (epochs[m].dropna() > 0).all():
             _log_axis(ax)
         ax.grid(alpha=0.25, which="both")
@@ -271,19 +291,35 @@ def training_curves(epochs: pd.DataFrame, out: str | Path, *,
 
 
 def step_loss(steps: pd.DataFrame, out: str | Path, *, smooth: int | None = None) -> list[Path]:
-    """Per-batch training loss against step (mean over seeds; optional running mean of ``smooth``)."""
+    """Per-batch training loss against step: every seed's raw batch losses (thin, faint) so that a
+    single-batch spike is visible, the mean over seeds (of a running mean of ``smooth`` batches, if
+    given) on top, and each single-batch spike (``events.loss_spikes``) marked with a cross."""
+    from empirical.analysis import events
+
+    raw = steps.copy()
     df = steps.copy()
+    keys = ["activation", "seed"] + [c for c in VARIANT_COLUMNS if c in df.columns]
     if smooth and smooth > 1:
         df = df.sort_values("step")
-        df["loss"] = df.groupby(["activation", "seed"] + [c for c in VARIANT_COLUMNS if c in df.columns],
-                                dropna=False)["loss"].transform(lambda s: s.rolling(smooth, min_periods=1).mean())
+        df["loss"] = df.groupby(keys, dropna=False)["loss"].transform(
+            lambda s: s.rolling(smooth, min_periods=1).mean())
     fig, axes = _figure(1, 1, w=7.5, h=3.6)
     ax = axes[0][0]
-    _lines_by_activation(ax, df, "step", "loss", band=True, lw=1.0)
-    if (df["loss"].dropna() > 0).all():
+    spiked = 0
+    for key, d in raw.sort_values("step").groupby(keys, dropna=False):
+        a = key[0]
+        ax.plot(d["step"], d["loss"], color=color_for(a), lw=0.4, alpha=0.25, zorder=1)
+        for sp in events.loss_spikes(d["step"], d["loss"]):
+            ax.plot(sp.step, sp.loss, "x", color=color_for(a), ms=7, mew=1.8, zorder=4)
+            spiked += 1
+    _lines_by_activation(ax, df, "step", "loss", band=False, lw=1.3)
+    if (raw["loss"].dropna() > 0).all():
         _log_axis(ax)
     ax.set_xlabel("step (batch)")
-    ax.set_ylabel("training loss" + (f" (running mean of {smooth})" if smooth and smooth > 1 else ""))
+    ax.set_ylabel("training loss")
+    ax.set_title(f"thin: each seed's batch losses; thick: mean over seeds"
+                 + (f" of a running mean of {smooth}" if smooth and smooth > 1 else "")
+                 + f"; ×: spike ({spiked})", fontsize=8)
     ax.grid(alpha=0.25, which="both")
     ax.legend(fontsize=7, ncols=2)
     return save(fig, out)
@@ -352,11 +388,16 @@ def final_accuracy_bars(runs: pd.DataFrame, out: str | Path) -> list[Path]:
 
 
 def time_per_epoch_bars(runs: pd.DataFrame, out: str | Path) -> list[Path]:
-    """Wall time per epoch, whole step and the activation's own share where measured."""
-    cols = [c for c in ("time_per_epoch_s", "act_time_per_epoch_s") if c in runs.columns]
+    """Seconds per epoch of each activation's model trained alone (whole step: ``solo_time_per_epoch_s``)
+    and of the activation's own forward+backward; a study without solo times shows the batched group's
+    time divided by its runs, labelled as that share."""
+    whole = "solo_time_per_epoch_s" if "solo_time_per_epoch_s" in runs.columns and \
+        pd.to_numeric(runs["solo_time_per_epoch_s"], errors="coerce").notna().any() else "time_per_epoch_s"
+    cols = [c for c in (whole, "act_time_per_epoch_s") if c in runs.columns]
     return bar_by_activation(runs, cols, out, ylabel="seconds per epoch", title="time per epoch",
-                             labels={"time_per_epoch_s": "whole training step",
-                                     "act_time_per_epoch_s": "activation only"})
+                             labels={"solo_time_per_epoch_s": "whole training step, model alone",
+                                     "time_per_epoch_s": "batched group's time / runs (a share)",
+                                     "act_time_per_epoch_s": "activation only (forward+backward)"})
 
 
 def first_layer_grad_bars(runs: pd.DataFrame, out: str | Path) -> list[Path]:
@@ -508,13 +549,18 @@ def predicted_depth_profile(runs: pd.DataFrame, layers: pd.DataFrame, *,
 
 
 def predicted_vs_measured(pred: pd.DataFrame, out: str | Path) -> list[Path]:
-    """Predicted against measured value of each claim (one panel per claim), y = x drawn.
+    """Predicted against measured value of each point prediction (kind ``prediction``; one panel per
+    claim), with y = x and the band p ± tol. Bounds, orderings, hypotheses and sanity checks are not
+    points on a y = x line and are left out.
 
-    Marker: circle = held, cross = failed; rows "not applicable" or without numbers are skipped.
-    Error bars are ``measured_std`` where given. Axes are log-scaled when all values are positive.
+    Marker: filled circle = held, cross = failed, open square = inconclusive; "not applicable" rows and
+    rows without numbers are skipped. Error bars: the 95 % interval [lo, hi] of the seed mean where
+    given. Axes are log-scaled when all values are positive.
     """
     df = pred.copy()
-    for c in ("predicted", "measured", "measured_std"):
+    if "kind" in df.columns:
+        df = df[df["kind"] == "prediction"]
+    for c in ("predicted", "measured", "lo", "hi", "tolerance"):
         if c in df.columns:
             df[c] = pd.to_numeric(df[c], errors="coerce")
     df = df[np.isfinite(df["predicted"]) & np.isfinite(df["measured"])]
@@ -524,14 +570,16 @@ def predicted_vs_measured(pred: pd.DataFrame, out: str | Path) -> list[Path]:
     ncols = min(3, len(claims))
     nrows = math.ceil(len(claims) / ncols)
     fig, axes = _figure(ncols, nrows, w=3.8, h=3.6)
-    markers = {"held": "o", "failed": "X"}
+    markers = {"held": "o", "failed": "X", "inconclusive": "s"}
     for ax, claim in zip(axes.ravel(), claims):
         d = df[df["claim"] == claim]
         for _, r in d.iterrows():
             col = color_for(r["activation"])
             m = markers.get(str(r.get("verdict", "")), "s")
-            err = r.get("measured_std")
-            ax.errorbar(r["predicted"], r["measured"], yerr=err if np.isfinite(err or np.nan) else None,
+            lo, hi = r.get("lo", np.nan), r.get("hi", np.nan)
+            err = ([[r["measured"] - lo], [hi - r["measured"]]]
+                   if np.isfinite(lo) and np.isfinite(hi) and lo <= r["measured"] <= hi else None)
+            ax.errorbar(r["predicted"], r["measured"], yerr=err,
                         fmt=m, color=col, mfc=col if m == "o" else "none", ms=6, mew=1.5, capsize=2)
         if len(d):
             lo = float(np.nanmin(d[["predicted", "measured"]].to_numpy()))
@@ -559,7 +607,8 @@ def predicted_vs_measured(pred: pd.DataFrame, out: str | Path) -> list[Path]:
     handles = [Line2D([], [], color=color_for(a), marker="o", ls="", label=a)
                for a in activation_order(df["activation"].unique())] if len(df) else []
     handles += [Line2D([], [], color="k", marker="o", ls="", label="held"),
-                Line2D([], [], color="k", marker="X", mfc="none", ls="", label="failed")]
+                Line2D([], [], color="k", marker="X", mfc="none", ls="", label="failed"),
+                Line2D([], [], color="k", marker="s", mfc="none", ls="", label="inconclusive")]
     fig.legend(handles=handles, loc="outside right upper", fontsize=7)
     return save(fig, out)
 
@@ -607,11 +656,21 @@ def sample_images(images, labels, out: str | Path, *, class_names: Sequence[str]
 FIGURES: dict[str, tuple[str, str]] = {
     "samples": ("Sample images", "Sample training images with their labels."),
     "training_curves": ("Loss and accuracy per epoch",
-                        "Train/test loss and accuracy per epoch: mean over seeds, band ±1 std."),
-    "step_loss": ("Loss per batch", "Per-batch training loss (running mean over 10 batches), mean over seeds."),
+                        "Train/test loss and accuracy per epoch: mean over seeds, band ±1 std; dotted: the "
+                        "least-squares line through each seed's per-epoch loss, averaged over seeds (seed 002's "
+                        "regression lines; their slopes and intervals are in the flatness claims)."),
+    "step_loss": ("Loss per batch",
+                  "Every seed's raw per-batch training loss (thin), the mean over seeds of a running mean over "
+                  "10 batches (thick), and single-batch spikes (×: batch loss > 3 × the median of the previous "
+                  "20 and ≥ 0.1 nats above it)."),
     "final_accuracy": ("Final test accuracy", "Final test accuracy per activation; dots are seeds."),
     "time_per_epoch": ("Time per epoch",
-                       "Wall time per epoch (whole training step) and the activation's own time per epoch."),
+                       "Seconds per epoch of each activation's model trained alone (whole training step: "
+                       "forward, backward, optimiser; the smallest of interleaved rounds' medians) and of the "
+                       "activation's own forward+backward at the model's hidden shapes. On a CPU, SELU and ELU "
+                       "cost more than ReLU-like maps because they evaluate exp (and a select) per element in "
+                       "forward and backward, where ReLU is a comparison; GELU evaluates erf. On a busy machine "
+                       "these numbers are noisy."),
     "first_layer_grad": ("First-layer gradient",
                          "First-layer gradient magnitude, mean |∂L/∂W₁|, at initialisation and at the end "
                          "(log scale, geometric mean over seeds)."),

@@ -4,7 +4,8 @@ Each RESULTS is a study folder (with runs.csv) or a results root whose sub-folde
 Writes ``predictions.csv`` (columns ``empirical.analysis.verdicts.FIELDS``) to ``--out FILE``, by default
 into the parent of the first study folder, i.e. the results root (``results/predictions.csv``):
 the hypotheses compare studies, so one file covers all of them, and each row names its study.
-Prints the verdict table and, below it, the reason for every failed or not applicable claim.
+Prints the verdict table, the reason for every verdict other than held, the relation each claim tests,
+and the verdict counts per kind (sanity checks apart).
 Bad input: one line on stderr, exit code 2.
 """
 from __future__ import annotations
@@ -26,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m empirical.predict",
                 description="Compare mean-field theory, activation properties and the seeds' hypotheses with "
-                            "measured results; writes predictions.csv and prints held / failed per claim.")
+                            "measured results; writes predictions.csv and prints held / failed / inconclusive / "
+                            "not applicable per claim with counts per kind.")
     p.add_argument("results", nargs="+", metavar="RESULTS",
                    help="a study folder (with runs.csv) or a results root containing study folders")
     p.add_argument("--out", metavar="FILE",
@@ -44,23 +46,47 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}" if 1e-3 <= a < 1e4 else f"{v:.2e}"
 
 
+def format_counts(df) -> str:
+    """Verdict counts per kind, sanity checks on a line of their own."""
+    from empirical.analysis.verdicts import KINDS, VERDICTS, counts
+
+    c = counts(df.to_dict("records"))
+    lines = []
+    for kind in KINDS:
+        n = sum(c[kind].values())
+        if n and kind != "sanity":
+            lines.append(f"{kind:<11s} " + ", ".join(f"{c[kind][v]} {v}" for v in VERDICTS) + f"  ({n} claims)")
+    if sum(c["sanity"].values()):
+        lines.append("sanity checks (theorems the code must satisfy; not evidence about theory): "
+                     + ", ".join(f"{c['sanity'][v]} {v}" for v in VERDICTS))
+    return "\n".join(lines)
+
+
 def format_table(df) -> str:
-    """The verdict table: one line per claim; details of failures and n/a claims listed below."""
-    head = ["study", "kind", "claim", "activation", "setting", "predicted", "measured ± std", "tol", "verdict"]
+    """The verdict table: one line per claim (sanity checks last); the reason of every verdict other than
+    held listed below; counts per kind at the end."""
+    head = ["study", "kind", "claim", "activation", "setting", "predicted", "measured [95 % CI]", "tol", "n",
+            "p (Holm)", "verdict"]
+    order = {k: i for i, k in enumerate(("prediction", "bound", "ordering", "hypothesis", "sanity"))}
+    df = df.assign(_o=df["kind"].map(order).fillna(9)).sort_values(["study", "_o"], kind="stable")
     lines = []
     for _, r in df.iterrows():
-        meas = _fmt(r["measured"]) + ("" if math.isnan(r["measured_std"]) else f" ± {_fmt(r['measured_std'])}")
+        meas = _fmt(r["measured"])
+        if not (math.isnan(r["lo"]) or math.isnan(r["hi"])):
+            meas += f" [{_fmt(r['lo'])}, {_fmt(r['hi'])}]"
+        p = "—" if math.isnan(r["p_adjusted"]) else _fmt(r["p_adjusted"])
         lines.append([r["study"], r["kind"], r["claim"], r["activation"], r["setting"], _fmt(r["predicted"]), meas,
-                      _fmt(r["tolerance"]), r["verdict"]])
+                      _fmt(r["tolerance"]), str(int(r["n"])) if r["n"] else "—", p, r["verdict"]])
     widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
     fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     out = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in lines]
-    notes = [f"[{r['verdict']}] {r['study']} {r['claim']} {r['activation']} ({r['setting']}): {r['detail']}"
+    notes = [f"[{r['verdict']}] {r['study']} {r['claim']} {r['activation']} ({r['setting']}): {r['reason']}"
              for _, r in df.iterrows() if r["verdict"] != "held"]
     if notes:
-        out += ["", "why (failed / not applicable):"] + ["  " + n for n in notes]
-    counts = df["verdict"].value_counts()
-    out += ["", ", ".join(f"{counts.get(v, 0)} {v}" for v in ("held", "failed", "not applicable"))]
+        out += ["", "why (failed / inconclusive / not applicable):"] + ["  " + n for n in notes]
+    relations = dict(zip(df["claim"], df["relation"]))
+    out += ["", "relations tested:"] + [f"  {c}: {rel}" for c, rel in relations.items()]
+    out += ["", format_counts(df)]
     return "\n".join(out)
 
 
@@ -87,8 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.quiet:
-        counts = df["verdict"].value_counts()
-        print(", ".join(f"{counts.get(v, 0)} {v}" for v in ("held", "failed", "not applicable")))
+        print(format_counts(df))
     else:
         print(format_table(df))
     print(f"wrote {out}", file=sys.stderr)

@@ -446,8 +446,11 @@ def study_page(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
             facts.append(f"status: {_md_escape(str(info['status']))}")
         if isinstance(info.get("runs"), (int, float)):
             facts.append(f"{int(info['runs'])} runs")
-        if info.get("wall_time_s") is not None:
-            facts.append(f"wall time {fmt(_as_float(info['wall_time_s']), 3)} s")
+        if info.get("compute_time_s") is not None:
+            facts.append(f"compute time {fmt(_as_float(info['compute_time_s']), 3)} s (summed over the invocations "
+                         "that trained)")
+        elif info.get("wall_time_s") is not None:
+            facts.append(f"wall time of the last invocation {fmt(_as_float(info['wall_time_s']), 3)} s")
         if facts:
             out.append(", ".join(facts) + ".\n")
         env = {}
@@ -466,6 +469,15 @@ def study_page(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
                    + "".join("    " + line + "\n" for line in table(["setting", "value"], rows).splitlines()))
     runs = read_csv(study / "runs.csv")
     if runs is not None and len(runs):
+        from empirical.analysis import seeds_table
+
+        mine = pred[pred["study"] == name].to_dict("records") if pred is not None and "study" in pred else []
+        out.insert(3, "## The seeds' table\n\nFinal test accuracy (mean over seeds ± 95 % t-interval half-width), "
+                      "seconds per epoch of the activation's model trained alone (`solo_time_per_epoch_s`; "
+                      "\"share\" where only the batched group's time divided by its runs is recorded), mean "
+                      "|∂L/∂W₁| at the first and last probe, and the verdicts of the claims naming the activation "
+                      "(held / failed / inconclusive / not applicable; sanity checks left out).\n\n"
+                      + seeds_table.format_markdown(seeds_table.summary_rows(runs, mine)))
         out.append("## Summary per activation\n")
         out.append("Mean ± standard deviation over seeds of finished runs; diverged runs are counted.\n")
         out.append(_runs_summary(runs))
@@ -484,10 +496,10 @@ def study_page(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
         out.append(tr)
     if pred is not None and (pred["study"] == name).any():
         d = pred[pred["study"] == name]
-        c = d["verdict"].value_counts() if "verdict" in d.columns else {}
         out.append("## Predictions\n")
-        out.append(", ".join(f"{int(c.get(k, 0))} {k}" for k in ("held", "failed", "not applicable"))
-                   + f" of {len(d)} claims checked against this study: see "
+        if "kind" in d.columns:
+            out.append(verdict_counts_md(d))
+        out.append(f"{len(d)} claims checked against this study: see "
                    f"[Predictions vs measurements](../predictions.md#{_anchor(name)}).\n")
     return "\n".join(out)
 
@@ -535,46 +547,71 @@ def _safe(name: str) -> str:
 
 
 
-KIND_TITLES = {"theorem": "Theorems (must hold exactly)",
-               "prediction": "Mean-field predictions (approximate: finite width, Gaussian assumption)",
-               "hypothesis": "Hypotheses (claims of earlier experiments, tested across seeds)"}
+KIND_TITLES = {"prediction": "Predictions with a tolerance (|m̄ − p| ≤ tol, decided by the 95 % interval of the seed mean)",
+               "bound": "Bounds (m ≤ b(1 + tol))",
+               "ordering": "Orderings and trends",
+               "hypothesis": "Hypotheses of the seeds (exact paired tests across seeds, Holm over the study, α = 0.05)",
+               "sanity": "Sanity checks (theorems the code must satisfy; a failure is a bug, not evidence about theory)"}
+VERDICT_ORDER = ("held", "failed", "inconclusive", "not applicable")
+
+
+def verdict_counts_md(d) -> str:
+    """Counts per kind (rows) and verdict (columns); sanity checks in their own row below a rule."""
+    kinds = [k for k in KIND_TITLES if k in set(d["kind"])]
+    rows = []
+    for k in kinds:
+        dk = d[d["kind"] == k]
+        c = dk["verdict"].value_counts()
+        label = f"*{k}* (apart)" if k == "sanity" else k
+        rows.append([label, *[str(int(c.get(v, 0))) for v in VERDICT_ORDER], str(len(dk))])
+    return table(["kind", *VERDICT_ORDER, "claims"], rows)
 
 
 def predictions_md(pred, figdir: Path | None, study_order: list[str]) -> str:
-    counts = pred.pivot_table(index="study", columns="verdict", values="claim", aggfunc="count", fill_value=0) \
-        if "verdict" in pred.columns else None
     order = [s for s in study_order if s in set(pred["study"])] + \
         [s for s in dict.fromkeys(pred["study"]) if s not in study_order]
     out = []
-    if counts is not None:
-        verdicts = ("held", "failed", "not applicable")
-        rows = [[f"[{s}](#{_anchor(s)})", *[str(int(counts.loc[s].get(v, 0))) for v in verdicts],
-                 str(int(counts.loc[s].sum()))] for s in order]
-        tot = [int(counts[v].sum()) if v in counts.columns else 0 for v in verdicts]
-        rows.append(["**all**", *[f"**{t}**" for t in tot], f"**{int(counts.to_numpy().sum())}**"])
-        out.append(table(["study", "held", "failed", "not applicable", "claims"], rows))
+    if "kind" in pred.columns and "verdict" in pred.columns:
+        rows = []
+        for s in order:
+            d = pred[(pred["study"] == s) & (pred["kind"] != "sanity")]
+            san = pred[(pred["study"] == s) & (pred["kind"] == "sanity")]
+            for k in [k for k in KIND_TITLES if k != "sanity" and k in set(d["kind"])]:
+                c = d[d["kind"] == k]["verdict"].value_counts()
+                rows.append([f"[{s}](#{_anchor(s)})", k, *[str(int(c.get(v, 0))) for v in VERDICT_ORDER]])
+            if len(san):
+                c = san["verdict"].value_counts()
+                rows.append([f"[{s}](#{_anchor(s)})", "*sanity (apart)*",
+                             *[str(int(c.get(v, 0))) for v in VERDICT_ORDER]])
+        out.append("Verdicts per study and kind. *held*: the relation holds; *failed*: the data contradict it; "
+                   "*inconclusive*: the data cannot decide (too few seeds for the test to reach α, or an interval "
+                   "over the threshold: the reason says how many seeds would); *not applicable*: a precondition "
+                   "is unmet (a run that never learned, a degenerate fit, missing data). Sanity checks are "
+                   "theorems the code must satisfy and are counted apart.\n")
+        out.append(table(["study", "kind", *VERDICT_ORDER], rows))
     for study in order:
         d = pred[pred["study"] == study]
         out.append(f"## Study `{study}` {{ #{_anchor(study)} }}\n")
-        c = d["verdict"].value_counts() if "verdict" in d.columns else {}
-        out.append(", ".join(f"**{int(c.get(k, 0))}** {k}" for k in ("held", "failed", "not applicable"))
-                   + f" of {len(d)} predictions.\n")
+        if "kind" in d.columns:
+            out.append(verdict_counts_md(d))
         kinds = list(dict.fromkeys(d["kind"])) if "kind" in d.columns else [None]
         for kind in sorted(kinds, key=lambda k: list(KIND_TITLES).index(k) if k in KIND_TITLES else 9):
             dk = d if kind is None else d[d["kind"] == kind]
-            if kind is not None and len(kinds) > 1:
+            if kind is not None:
                 out.append(f"### {KIND_TITLES.get(kind, str(kind).capitalize() or 'Other claims')}\n")
             for claim, dc in dk.groupby("claim", sort=False):
                 c2 = dc["verdict"].value_counts() if "verdict" in dc.columns else {}
-                tally = ", ".join(f"{int(c2.get(k, 0))} {k}" for k in ("held", "failed", "not applicable")
-                                  if c2.get(k, 0))
-                out.append(f"**`{_md_escape(str(claim))}`** ({tally})\n")
+                tally = ", ".join(f"{int(c2.get(k, 0))} {k}" for k in VERDICT_ORDER if c2.get(k, 0))
+                rel = dc["relation"].iloc[0] if "relation" in dc.columns else ""
+                out.append(f"**`{_md_escape(str(claim))}`** ({tally}). Relation: {_md_escape(fmt(rel))}\n")
                 out.append(_prediction_table(dc))
         png = figdir / f"{_safe(study)}.png" if figdir is not None else None
         if png is not None and png.is_file():
             out.append(figure(f"figures/predictions/{png.name}",
-                              "Predicted against measured value of each claim with numbers on both sides "
-                              "(circle: held, cross: failed; dashed: y = x; bars: ±1 std over seeds).",
+                              "Predicted against measured value of each point prediction (kind *prediction* "
+                              "only: bounds, orderings and hypotheses are not points on y = x). Filled circle: "
+                              "held, cross: failed, open square: inconclusive; dashed: y = x; bars: 95 % "
+                              "interval of the seed mean.",
                               alt=f"{study}: predicted vs measured"))
     return "\n".join(out)
 
@@ -583,22 +620,35 @@ def _anchor(name: str) -> str:
     return "study-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def _num(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _prediction_table(d) -> str:
     rows = []
     for _, r in d.iterrows():
         meas = fmt(r.get("measured"))
-        std = r.get("measured_std")
-        if meas != "—" and fmt(std) != "—":
-            meas += f" ± {fmt(std, 2)}"
+        lo, hi = _num(r.get("lo")), _num(r.get("hi"))
+        if meas != "—" and math.isfinite(lo) and math.isfinite(hi):
+            meas += f" [{fmt(lo, 3)}, {fmt(hi, 3)}]"
+        n = _num(r.get("n"))
+        pa = _num(r.get("p_adjusted"))
         rows.append([_md_escape(str(r.get("activation", ""))),
                      fmt(r.get("setting")), fmt(r.get("predicted")), meas, fmt(r.get("tolerance")),
-                     _verdict(r.get("verdict")), fmt(r.get("detail"))])
-    return table(["activation", "setting", "predicted", "measured", "tolerance", "verdict", "detail"], rows)
+                     str(int(n)) if math.isfinite(n) and n > 0 else "—", fmt(pa, 3) if math.isfinite(pa) else "—",
+                     _verdict(r.get("verdict")), _md_escape(fmt(r.get("reason", r.get("detail")))),
+                     _md_escape(fmt(r.get("detail"))) if "reason" in d.columns else ""])
+    return table(["activation", "setting", "predicted", "measured [95 % CI]", "tolerance", "n", "p (Holm)",
+                  "verdict", "reason", "numbers"], rows)
 
 
 def _verdict(v) -> str:
     v = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-    cls = {"held": "actlab-verdict-held", "failed": "actlab-verdict-failed"}.get(v, "actlab-verdict-na")
+    cls = {"held": "actlab-verdict-held", "failed": "actlab-verdict-failed",
+           "inconclusive": "actlab-verdict-inconclusive"}.get(v, "actlab-verdict-na")
     return f'<span class="{cls}">{v or "—"}</span>'
 
 

@@ -12,7 +12,7 @@ from empirical import predict as cli
 from empirical.analysis.claims import gradient_flow, hypotheses, predict
 from empirical.analysis.results_schema import load_study
 from empirical.analysis.theory_bridge import lipschitz_constant, saturation_probability, small_derivative_set
-from empirical.analysis.verdicts import FAILED, FIELDS, HELD, NOT_APPLICABLE, fit_exp_decay
+from empirical.analysis.verdicts import FAILED, FIELDS, HELD, INCONCLUSIVE, NOT_APPLICABLE
 from theory import meanfield
 from theory.activations import lookup
 
@@ -66,12 +66,13 @@ def write_study(root, name="synthetic", acts=("relu", "leaky_relu", "tanh"), see
                                    epoch=int(step > 0), layer=layer, metric=metric, value=v))
             fg = first_grad(act, seed) if first_grad else (1e-3, 1e-4)
             n_ep = 5
-            for e in range(1, n_ep + 1):
-                acc = acc_fn(act, seed, e) if acc_fn else 0.5
-                epochs.append(dict(run_id=rid, activation=act, seed=seed, init=init, epoch=e, train_loss=1.0,
-                                   train_acc=acc, test_loss=1.0, test_acc=acc, epoch_time_s=0.1))
             t = np.arange(1, 101)
             loss = steps_fn(act, seed, t) if steps_fn else 2.0 * np.exp(-0.03 * t) + 0.2 + 0.01 * np.sin(t)
+            for e in range(1, n_ep + 1):
+                acc = acc_fn(act, seed, e) if acc_fn else 0.5
+                ep_loss = float(np.mean(loss[(e - 1) * 20:e * 20]))
+                epochs.append(dict(run_id=rid, activation=act, seed=seed, init=init, epoch=e, train_loss=ep_loss,
+                                   train_acc=acc, test_loss=ep_loss, test_acc=acc, epoch_time_s=0.1))
             for s, v in zip(t, loss):
                 steps.append(dict(run_id=rid, activation=act, seed=seed, init=init, step=int(s),
                                   epoch=int((s - 1) // 20 + 1), loss=float(v)))
@@ -83,7 +84,8 @@ def write_study(root, name="synthetic", acts=("relu", "leaky_relu", "tanh"), see
                 train_size=train_size, optimizer="adam", lr=1e-3, momentum=0.0, batch_size=128, epochs=n_ep,
                 eps=EPS, status="finished", diverged_step="", steps=100,
                 final_train_loss=final_loss(act, seed) if final_loss else float(loss[-1]),
-                final_test_loss=1.0, final_test_acc=0.5, first_layer_grad_init=fg[0], first_layer_grad_final=fg[1]))
+                final_test_loss=1.0, final_test_acc=acc_fn(act, seed, n_ep) if acc_fn else 0.5,
+                first_layer_grad_init=fg[0], first_layer_grad_final=fg[1]))
     for table, rows in (("runs", runs), ("layers", layers), ("epochs", epochs), ("steps", steps)):
         pd.DataFrame(rows).to_csv(folder / f"{table}.csv", index=False)
     return folder
@@ -159,7 +161,7 @@ def test_constructed_failures_are_failed(tmp_path):
     st = load_study(str(write_study(tmp_path, tweak=tweak)))
     preds = predict([st])
     lip = _one(preds, "lipschitz_backprop_bound", "tanh")
-    assert lip.verdict == FAILED and lip.measured > 5 and "BUG" in lip.detail
+    assert lip.verdict == FAILED and lip.measured > 5 and "BUG" in lip.reason and lip.kind == "sanity"
     assert _one(preds, "lipschitz_backprop_bound", "relu").verdict == HELD
     dead = _one(preds, "no_dead_units", "leaky_relu")
     assert dead.verdict == FAILED and dead.measured == pytest.approx(1 / 256)
@@ -196,68 +198,93 @@ def _hyp(preds, claim, act="relu vs sigmoid"):
     return _one([p for p in preds if p.kind == "hypothesis"], claim, act)
 
 
-def test_hypotheses_supported_with_five_seeds(tmp_path):
-    seeds = (1, 2, 3, 4, 5)
-    grads = lambda act, seed: ((1e-3 * (1 + 0.1 * seed), 2e-4) if act == "relu"  # noqa: E731
-                               else (1e-4 * (1 + 0.05 * seed), 1e-4 * (1 + 0.1 * seed)))
-    acc = lambda act, seed, e: 0.95 if act == "relu" and e >= 2 else 0.5  # noqa: E731
+NINE = tuple(range(1, 10))          # 2⁻⁹ ≤ 0.05/m for a Holm family of m ≤ 25 hypotheses
+
+
+def _good_relu(seeds, flip=False):
+    """A study in which relu beats sigmoid in every seed on every speed and gradient claim (or loses,
+    with ``flip``), and SELU starts highest and ends lowest."""
+    fast, slow = (0.01, 0.08) if flip else (0.08, 0.01)
+    grads = lambda act, seed: ((1e-3 * (1 + 0.1 * seed), 2e-4 * (1 + 0.1 * seed)) if (act == "relu") != flip  # noqa: E731
+                               else (1e-4 * (1 + 0.05 * seed), 1e-5 * (1 + 0.1 * seed)))
+    acc = lambda act, seed, e: 0.95 if (act == "relu") != flip and e >= 2 else (0.6 if e >= 4 else 0.5)  # noqa: E731
     noise = np.random.default_rng(3)
-    steps = lambda act, seed, t: (2 * np.exp(-(0.08 if act == "relu" else 0.01) * t) + 0.1  # noqa: E731
+    steps = lambda act, seed, t: (2 * np.exp(-(fast if act == "relu" else slow) * t) + 0.1  # noqa: E731
                                   + 0.003 * noise.standard_normal(len(t)))
-    start = lambda act, seed: 5.0 if act == "selu" else 2.3  # noqa: E731
-    final = lambda act, seed: {"selu": 0.1, "relu": 0.2, "sigmoid": 0.9, "tanh": 0.3}[act]  # noqa: E731
-    st = load_study(str(write_study(tmp_path, acts=("relu", "sigmoid", "tanh", "selu"), seeds=seeds,
-                                      first_grad=grads, acc_fn=acc, steps_fn=steps, start_loss=start,
-                                      final_loss=final)))
+    start = lambda act, seed: (5.0 + 0.1 * seed) if act == "selu" else 2.3  # noqa: E731
+    final = lambda act, seed: {"selu": 0.1, "relu": 0.2, "sigmoid": 0.9, "tanh": 0.3}[act] + 0.01 * seed  # noqa: E731
+    return dict(acts=("relu", "sigmoid", "tanh", "selu"), seeds=seeds, first_grad=grads, acc_fn=acc,
+                steps_fn=steps, start_loss=start, final_loss=final)
+
+
+def test_hypotheses_held_with_nine_agreeing_seeds(tmp_path):
+    st = load_study(str(write_study(tmp_path, **_good_relu(NINE))))
     preds = hypotheses([st])
     g = _hyp(preds, "relu_larger_first_layer_grad_init")
-    assert g.verdict == HELD and g.measured == pytest.approx(np.exp(np.mean(
-        [np.log(1e-3 * (1 + 0.1 * s) / (1e-4 * (1 + 0.05 * s))) for s in seeds])))
-    assert _hyp(preds, "relu_larger_first_layer_grad_final").verdict == HELD
-    t = _hyp(preds, "relu_reaches_target_acc_sooner")
-    assert t.verdict == HELD and t.measured == pytest.approx(6 - 2)     # sigmoid never: epochs + 1 = 6
-    d = _hyp(preds, "relu_faster_loss_decay")
-    assert d.verdict == HELD and d.measured == pytest.approx(8.0, rel=0.1)
+    assert g.verdict == HELD and g.kind == "hypothesis" and g.n == 9
+    assert g.measured == pytest.approx(np.exp(np.mean([np.log((1 + 0.1 * s) / (0.1 * (1 + 0.05 * s))) for s in NINE])))
+    assert g.p_value == pytest.approx(2 ** -9) and g.p_adjusted <= 0.05 and "Holm" in g.reason
+    for claim in ("relu_larger_first_layer_grad_final", "relu_reaches_target_acc_sooner",
+                  "relu_removes_half_loss_sooner", "relu_removes_90pct_loss_sooner",
+                  "relu_lower_area_under_log_loss", "relu_faster_loss_decay"):
+        assert _hyp(preds, claim).verdict == HELD, (claim, _hyp(preds, claim).reason)
+    assert _hyp(preds, "relu_faster_loss_decay").measured == pytest.approx(8.0, rel=0.1)
     assert _hyp(preds, "selu_starts_highest_loss", "selu").verdict == HELD
-    end = _hyp(preds, "selu_ends_among_lowest_loss", "selu")
-    assert end.verdict == HELD and end.measured == 1
+    assert _hyp(preds, "selu_ends_among_lowest_loss", "selu").verdict == HELD
+    spikes = _hyp(preds, "selu_single_batch_spikes", "selu")
+    assert spikes.verdict == INCONCLUSIVE and "0 in all" in spikes.reason
     low = _hyp(preds, "sigmoid_flat_low_sample", "sigmoid")
-    assert low.verdict == NOT_APPLICABLE and "--preset lowsample" in low.detail
+    assert low.verdict == NOT_APPLICABLE and "--preset lowsample" in low.reason
 
 
-def test_hypotheses_with_two_seeds_or_against_the_data_fail(tmp_path):
-    grads = lambda act, seed: ((1e-3 if seed == 1 else 5e-5, 1e-3 * seed) if act == "relu"  # noqa: E731
-                               else (1e-4, 1e-2 * seed))
-    acc = lambda act, seed, e: 0.95 if e >= 2 else 0.5  # noqa: E731
-    start = lambda act, seed: 1.0 if act == "selu" else 2.3  # noqa: E731
-    st = load_study(str(write_study(tmp_path, acts=("relu", "sigmoid", "selu"), seeds=(1, 2), first_grad=grads,
-                                      acc_fn=acc, start_loss=start)))
+def test_hypotheses_failed_when_the_data_contradict_them(tmp_path):
+    st = load_study(str(write_study(tmp_path, **_good_relu(NINE, flip=True))))
     preds = hypotheses([st])
-    g = _hyp(preds, "relu_larger_first_layer_grad_init")           # 10x in one seed, 0.5x in the other
-    assert g.verdict == FAILED and "little power" in g.detail and "1/2 seeds" in g.detail
-    assert g.measured == pytest.approx(math.sqrt(10 * 0.5))
-    f = _hyp(preds, "relu_larger_first_layer_grad_final")
-    assert f.verdict == FAILED and f.measured == pytest.approx(0.1)
-    assert _hyp(preds, "relu_reaches_target_acc_sooner").verdict == FAILED       # a tie in every seed
-    assert _hyp(preds, "relu_faster_loss_decay").verdict == FAILED               # identical curves
-    s = _hyp(preds, "selu_starts_highest_loss", "selu")
-    assert s.verdict == FAILED and s.measured == 3
+    for claim in ("relu_larger_first_layer_grad_init", "relu_lower_area_under_log_loss", "relu_faster_loss_decay",
+                  "relu_removes_half_loss_sooner"):
+        c = _hyp(preds, claim)
+        assert c.verdict == FAILED and "opposite direction" in c.reason, (claim, c.reason)
 
 
-def test_low_sample_flat_sigmoid(tmp_path):
-    steps = lambda act, seed, t: (2.3 - 0.001 * t / 100 if act == "sigmoid" else 2.3 * np.exp(-0.05 * t))  # noqa: E731
-    st = load_study(str(write_study(tmp_path, acts=("relu", "sigmoid"), train_size=100, steps_fn=steps)))
+def test_hypotheses_inconclusive_with_two_agreeing_seeds(tmp_path):
+    st = load_study(str(write_study(tmp_path, **_good_relu((1, 2)))))
+    preds = hypotheses([st])
+    g = _hyp(preds, "relu_larger_first_layer_grad_init")
+    assert g.measured > 5 and g.verdict == INCONCLUSIVE                  # 2 of 2 seeds agree: p = 0.25
+    assert "smallest attainable p is 0.25" in g.reason and "5 seeds could" in g.reason
+    assert all(c.verdict != FAILED for c in preds if c.kind == "hypothesis")
+
+
+def test_speed_claims_not_applicable_when_sigmoid_never_learns(tmp_path):
+    steps = lambda act, seed, t: (2.3026 + 0.002 * np.sin(t) if act == "sigmoid"  # noqa: E731
+                                  else 2.3 * np.exp(-0.05 * t) + 0.05)
+    acc = lambda act, seed, e: 0.099 if act == "sigmoid" else 0.9  # noqa: E731
+    st = load_study(str(write_study(tmp_path, acts=("relu", "sigmoid"), seeds=NINE, steps_fn=steps, acc_fn=acc,
+                                    train_size=100)))
+    preds = hypotheses([st])
+    for claim in ("relu_reaches_target_acc_sooner", "relu_removes_half_loss_sooner", "relu_lower_area_under_log_loss",
+                  "relu_faster_loss_decay"):
+        c = _hyp(preds, claim)
+        assert c.verdict == NOT_APPLICABLE and "sigmoid never learned in 9/9" in c.reason, (claim, c.reason)
+    assert _hyp(preds, "relu_larger_first_layer_grad_init").verdict != NOT_APPLICABLE
+    flat = _hyp(preds, "sigmoid_flat_low_sample", "sigmoid")
+    assert flat.verdict == HELD and "flat" in flat.reason and "train_size=100" in flat.setting
+
+
+def test_decay_claim_not_applicable_on_degenerate_fits(tmp_path):
+    noise = np.random.default_rng(5)
+    steps = lambda act, seed, t: 1.0 + 0.02 * noise.standard_normal(len(t))  # noqa: E731 - nothing to fit
+    st = load_study(str(write_study(tmp_path, acts=("relu", "sigmoid"), seeds=NINE, steps_fn=steps)))
+    c = _hyp(hypotheses([st]), "relu_faster_loss_decay")
+    assert c.verdict == NOT_APPLICABLE and "degenerate fit in every pair" in c.reason
+
+
+def test_low_sample_sigmoid_that_learns_is_not_flat(tmp_path):
+    steps = lambda act, seed, t: 2.3 * np.exp(-0.02 * t) + 0.1 + 0.01 * np.sin(seed * t)  # noqa: E731
+    st = load_study(str(write_study(tmp_path, acts=("relu", "sigmoid"), seeds=(1, 2, 3, 4, 5), train_size=100,
+                                    steps_fn=steps)))
     low = _hyp(hypotheses([st]), "sigmoid_flat_low_sample", "sigmoid")
-    assert low.verdict == HELD and low.measured < 0.01 and "train_size=100" in low.setting
-
-
-def test_fit_exp_decay_interval_covers_truth():
-    t = np.arange(1, 301)
-    y = 1.5 * np.exp(-0.02 * t) + 0.3 + 0.01 * np.random.default_rng(0).standard_normal(len(t))
-    fit = fit_exp_decay(t, y)
-    assert fit.k_lo < 0.02 < fit.k_hi and fit.k_hi - fit.k_lo < 0.005 and fit.k == pytest.approx(0.02, rel=0.1)
-    assert fit.a == pytest.approx(1.5, rel=0.05) and fit.c == pytest.approx(0.3, abs=0.02)
-    assert fit_exp_decay([1, 2], [1.0, 0.5]) is None
+    assert low.verdict == FAILED and "not flat" in low.reason
 
 
 # ----------------------------------------------------------------------------------------------- CLI
@@ -270,7 +297,8 @@ def test_cli_writes_root_predictions_and_prints_table(tmp_path, capsys):
     df = pd.read_csv(tmp_path / "predictions.csv")
     assert list(df.columns) == list(FIELDS)
     assert set(df["study"]) >= {"a", "b"} and "lipschitz_backprop_bound" in out and "held" in out
-    assert set(df["verdict"]) <= {HELD, FAILED, NOT_APPLICABLE}
+    assert set(df["verdict"]) <= {HELD, FAILED, INCONCLUSIVE, NOT_APPLICABLE}
+    assert "sanity checks" in out and "prediction" in out and "relations tested" in out
     assert cli.main([str(tmp_path / "a"), "--out", str(tmp_path / "x.csv"), "--quiet"]) == 0
     assert (tmp_path / "x.csv").exists()
 
@@ -321,4 +349,5 @@ def test_end_to_end_tiny_depth_sweep(tmp_path, capsys):
             ("relu_larger_first_layer_grad_init", "relu vs sigmoid"), ("relu_faster_loss_decay", "relu vs sigmoid"),
             ("relu_reaches_target_acc_sooner", "relu vs sigmoid"), ("selu_starts_highest_loss", "selu"),
             ("sigmoid_flat_low_sample", "sigmoid")} <= have
-    assert (df[df["kind"] == "theorem"]["verdict"] != FAILED).all()
+    assert (df[df["kind"] == "sanity"]["verdict"] != FAILED).all()
+    assert set(df["kind"]) <= {"prediction", "bound", "ordering", "hypothesis", "sanity"}

@@ -13,7 +13,7 @@ from empirical.analysis.claims.meanfield import gradient_flow, preactivation_pro
 from empirical.analysis.claims.theorems import dead_units, lipschitz_bound
 from empirical.analysis.claims.trainability import trainability_of
 from empirical.analysis.results_schema import Study
-from empirical.analysis.verdicts import Prediction
+from empirical.analysis.verdicts import Claim as Prediction
 
 __all__ = ["predict", "gradient_flow", "preactivation_profile", "saturation", "dead_units", "lipschitz_bound",
            "hypotheses", "trainability_of"]

@@ -1,7 +1,8 @@
 """Mean-field claims: layer-wise gradient flow, the pre-activation q profile and saturation, at initialisation.
 
-Each compares a measured probe (layers.csv) with ``theory_bridge.RunTheory`` of the same run; tolerances
-and verdicts from ``verdicts``.
+Each compares a measured probe (layers.csv) with ``theory_bridge.RunTheory`` of the same run. Kind
+``prediction``, relation |m̄ − p| ≤ tol with m̄ the mean over seeds, decided by the 95 % t-interval of m̄
+(``verdicts.tolerance_verdict``): inside p ± tol held, outside failed, straddling inconclusive.
 """
 from __future__ import annotations
 
@@ -12,10 +13,24 @@ import numpy as np
 from empirical.analysis.results_schema import Study, at_probe, groups, layer_values, widths
 from empirical.analysis.theory_bridge import (chi1, cumulative, saturation_probability, small_derivative_set,
                                               study_theories, symmetry)
-from empirical.analysis.verdicts import (FAILED, TINY, Prediction, grad_tolerance, mean_std, q_tolerance, record,
-                                         slope, verdict)
+from empirical.analysis.verdicts import (FAILED, TINY, Claim, grad_tolerance, interval, make, mean_std, q_tolerance,
+                                         slope, tolerance_verdict)
 
 __all__ = ["gradient_flow", "preactivation_profile", "saturation"]
+
+
+def _judge(study, claim: str, act: str, setting: str, p: float, values, tol: float, detail: str = "",
+           note_if_failed: str = "", reason_if_none: str = "") -> Claim:
+    """A prediction claim: m̄ over the seeds' ``values`` against p ± tol (see the module docstring)."""
+    m, sd, lo, hi, n = interval(values)
+    if n == 0:
+        return make(study, "prediction", claim, act, setting, predicted=p, tolerance=tol,
+                    reason=reason_if_none or "no measurement", detail=detail)
+    v, reason = tolerance_verdict(m, p, tol, lo, hi, sd)
+    if v == FAILED and note_if_failed:
+        detail = note_if_failed + ("; " + detail if detail else "")
+    return make(study, "prediction", claim, act, setting, predicted=p, measured=m, lo=lo, hi=hi, measured_std=sd,
+                tolerance=tol, n=n, verdict=v, reason=reason, detail=detail)
 
 
 def _fit_layers(depth: int) -> list[int]:
@@ -24,7 +39,7 @@ def _fit_layers(depth: int) -> list[int]:
 
 
 
-def gradient_flow(study: Study) -> list[Prediction]:
+def gradient_flow(study: Study) -> list[Claim]:
     """Depth-wise gradient flow at initialisation, per (setting, activation) of MLPs with L ≥ 6.
 
     Measured: per seed, minus the least-squares slope of log‖∂L/∂z_l‖² over hidden layers l = 2..L−2
@@ -81,34 +96,32 @@ def gradient_flow(study: Study) -> list[Prediction]:
             why = (f"no seed has 3 layers with ‖∂L/∂z‖ > 1e-30 in layers 2..{depth - 2}: the gradient underflows fp32"
                    if dropped else "no MLP run with layer probes at step 0")
             for claim, pv in (("grad_slope_layerwise", p), ("grad_slope_chi1_qstar", pn)):
-                out.append(record(study, "prediction", claim, act, setting, pv, tol=tol, detail=why))
+                out.append(_judge(study, claim, act, setting, pv, [], tol, reason_if_none=why))
             continue
-        v = verdict(m, p, tol)
         why = (f"per-layer factor exp: predicted {math.exp(p):.3g}, measured {math.exp(m):.3g} over {n} seeds; "
                + fit_note)
-        if v == FAILED:
-            why = _grad_failure_reason(act, m, p, s, tol, pg, min(ws)) + "; " + why
-        out.append(record(study, "prediction", "grad_slope_layerwise", act, setting, p, m, s, tol, v, why))
+        out.append(_judge(study, "grad_slope_layerwise", act, setting, p, meas, tol, why,
+                          _grad_failure_reason(act, m, p, s, tol, pg, min(ws))))
         if given_q:
-            vg = verdict(m, pg, tol)
-            why = (f"χ₁ evaluated at the measured q_l instead of the length map's: per-layer factor {math.exp(pg):.3g} "
-                   f"vs measured {math.exp(m):.3g}"
-                   + ("" if vg != FAILED else "; χ₁ itself is off: z_l is not Gaussian or ∂L/∂z is not independent of "
-                      "the forward weights at this width"))
-            out.append(record(study, "prediction", "grad_slope_given_measured_q", act, setting, pg, m, s, tol, vg, why))
-        vn = verdict(m, pn, tol)
-        why = (f"chi1(q*) per layer {math.exp(pn):.3g} vs measured {math.exp(m):.3g}"
-               + (f"; the layer-wise profile predicts {math.exp(p):.3g}" if np.isfinite(p) else "")
-               + ("" if vn != FAILED else ": q_l has not converged to q* within the depth, or q* does not exist"))
-        if not np.isfinite(pn):
-            why = "the length map has no fixed point from this q_1 (iteration does not converge)"
-        out.append(record(study, "prediction", "grad_slope_chi1_qstar", act, setting, pn, m, s, tol, vn, why))
+            out.append(_judge(study, "grad_slope_given_measured_q", act, setting, pg, meas, tol,
+                              f"χ₁ evaluated at the measured q_l instead of the length map's: per-layer factor "
+                              f"{math.exp(pg):.3g} vs measured {math.exp(m):.3g}",
+                              "χ₁ itself is off: z_l is not Gaussian or ∂L/∂z is not independent of the forward "
+                              "weights at this width"))
+        if np.isfinite(pn):
+            out.append(_judge(study, "grad_slope_chi1_qstar", act, setting, pn, meas, tol,
+                              f"chi1(q*) per layer {math.exp(pn):.3g} vs measured {math.exp(m):.3g}"
+                              + (f"; the layer-wise profile predicts {math.exp(p):.3g}" if np.isfinite(p) else ""),
+                              "q_l has not converged to q* within the depth, or q* does not exist"))
+        else:
+            out.append(make(study, "prediction", "grad_slope_chi1_qstar", act, setting, tolerance=tol,
+                            reason="not applicable: the length map has no fixed point from this q_1 "
+                                   "(iteration does not converge)"))
         if str(r0["init"]) == "critical":
-            vc = verdict(m, 0.0, tol)
-            why = (f"gradient norm changes by a factor {math.exp(m):.3g} per layer (flat = 1); layer-wise theory "
-                   f"predicts {math.exp(p):.3g}"
-                   + ("" if vc != FAILED else " — at the edge of chaos chi1(q*) = 1 only once q_l ≈ q*"))
-            out.append(record(study, "prediction", "critical_flat_grad", act, setting, 0.0, m, s, tol, vc, why))
+            out.append(_judge(study, "critical_flat_grad", act, setting, 0.0, meas, tol,
+                              f"gradient norm changes by a factor {math.exp(m):.3g} per layer (flat = 1); layer-wise "
+                              f"theory predicts {math.exp(p):.3g}",
+                              "at the edge of chaos chi1(q*) = 1 only once q_l ≈ q*"))
     return out
 
 
@@ -131,7 +144,7 @@ def _grad_failure_reason(act: str, m: float, p: float, s: float, tol: float, pg:
     return base
 
 
-def preactivation_profile(study: Study) -> list[Prediction]:
+def preactivation_profile(study: Study) -> list[Claim]:
     """``preact_q_profile``: measured mean z_l² (layers 1..L at step 0) against the length map iterated
     from q_1 = σ_w² mean(x²) + σ_b². Statistic: mean over layers of log(q_measured/q_predicted)
     (predicted 0), tolerance 0.1 + √(L/N) (``q_tolerance``). Every MLP (setting, activation)."""
@@ -156,23 +169,20 @@ def preactivation_profile(study: Study) -> list[Prediction]:
                 vals.append(float(np.mean(lr)))
                 last_m.append(float(qm.get(depth, math.nan)))
                 last_p.append(float(prof.q[depth - 1]))
-        m, s = mean_std(vals)
-        v = verdict(m, 0.0, tol)
         if not vals:
-            out.append(record(study, "prediction", "preact_q_profile", act, setting, 0.0, tol=tol,
-                            detail="no preact_q probes at step 0"))
+            out.append(_judge(study, "preact_q_profile", act, setting, 0.0, [], tol,
+                              reason_if_none="no preact_q probes at step 0"))
             continue
         why = (f"q_L predicted {np.mean(last_p):.4g}, measured {np.nanmean(last_m):.4g} "
                f"(mean log ratio over {depth} layers, {len(vals)} seeds)")
-        if v == FAILED:
-            why = ("measured q drifts from the length map: finite-width fluctuations compound with depth"
-                   + (" and ReLU-like maps are marginal (χ_q = 1), so errors are not damped"
-                      if act in ("relu", "leaky_relu") else "") + "; " + why)
-        out.append(record(study, "prediction", "preact_q_profile", act, setting, 0.0, m, s, tol, v, why))
+        out.append(_judge(study, "preact_q_profile", act, setting, 0.0, vals, tol, why,
+                          "measured q drifts from the length map: finite-width fluctuations compound with depth"
+                          + (" and ReLU-like maps are marginal (χ_q = 1), so errors are not damped"
+                             if act in ("relu", "leaky_relu") else "")))
     return out
 
 
-def saturation(study: Study) -> list[Prediction]:
+def saturation(study: Study) -> list[Claim]:
     """Saturated fraction (|φ′(z)| < ε) against P(|φ′(√q_l u)| < ε) per hidden layer, averaged over layers.
 
     ``saturation_init_measured_q``: q_l = measured preact_q (tests the geometry of φ′ and the Gaussian
@@ -192,8 +202,8 @@ def saturation(study: Study) -> list[Prediction]:
         try:
             region = small_derivative_set(act, eps)
         except Exception as exc:  # noqa: BLE001 - a user formula numpy cannot evaluate
-            out.append(record(study, "prediction", "saturation_init_measured_q", act, setting,
-                            detail=f"cannot evaluate φ′: {exc}"))
+            out.append(make(study, "prediction", "saturation_init_measured_q", act, setting,
+                            reason=f"cannot evaluate φ′: {exc}"))
             continue
         for claim, which, use_pred, (a, rel) in (
                 ("saturation_init_measured_q", "first", False, (0.02, 0.1)),
@@ -221,22 +231,17 @@ def saturation(study: Study) -> list[Prediction]:
             if not mm:
                 continue
             p, _ = mean_std(pm)
-            m, s = mean_std(mm)
-            if not region and m == 0:
+            if not region and max(mm) == 0:
                 continue
             tol = a + rel * p
-            v = verdict(m, p, tol)
             where = ("|φ′| < ε on " + ", ".join(f"({lo:.3g}, {hi:.3g})" for lo, hi in region)) if region \
                 else "|φ′| ≥ ε everywhere"
-            why = f"{where}; mean over hidden layers and {len(mm)} seeds"
-            if v == FAILED:
-                if which == "last":
-                    why = "after training z is not N(0, q): trained weights shift and skew pre-activations; " + why
-                elif use_pred:
-                    why = "the length map's q_l differs from the measured one (see preact_q_profile); " + why
-                else:
-                    why = ("z_l is not Gaussian at finite width (unit-to-unit variance spread gives heavier tails); "
-                           + why)
-            out.append(record(study, "prediction", claim, act, setting, p, m, s, tol, v, why))
+            if which == "last":
+                note = "after training z is not N(0, q): trained weights shift and skew pre-activations"
+            elif use_pred:
+                note = "the length map's q_l differs from the measured one (see preact_q_profile)"
+            else:
+                note = "z_l is not Gaussian at finite width (unit-to-unit variance spread gives heavier tails)"
+            out.append(_judge(study, claim, act, setting, p, mm, tol,
+                              f"{where}; mean over hidden layers and {len(mm)} seeds", note))
     return out
-

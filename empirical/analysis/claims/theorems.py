@@ -1,7 +1,9 @@
-"""Theorem claims, which must hold exactly: the Lipschitz backprop bound and the dead-unit bounds.
+"""Sanity checks (theorems the code must satisfy: the Lipschitz backprop bound, no dead units where φ is
+never zero on an interval, at most half dead at a sign-symmetric init) and the two falsifiable claims about
+dead units that go with them (a prediction and an ordering).
 
-A failed theorem is a bug (probe, constant or weight layout) or fp32 underflow; the dead-unit family also
-carries the two mean-field statements about dead units that go with the theorem.
+A failed sanity check is a bug (probe, constant or weight layout) or fp32 underflow, not evidence about
+theory; sanity checks are counted apart from predictions.
 """
 from __future__ import annotations
 
@@ -12,12 +14,15 @@ from scipy import stats
 
 from empirical.analysis.results_schema import Study, at_probe, groups, metric, widths
 from empirical.analysis.theory_bridge import lipschitz_constant, zero_on_interval
-from empirical.analysis.verdicts import ALPHA, FAILED, HELD, TINY, Prediction, mean_std, record, verdict
+from empirical.analysis.verdicts import (ALPHA, FAILED, HELD, INCONCLUSIVE, NOT_APPLICABLE, TINY, Claim, bound_verdict,
+                                         interval, make, tolerance_verdict)
+
+LIP_RELATION = "max ‖∂L/∂x_(l−1)‖ / (its bound) ≤ 1 + 1e-4 over probes, layers, runs"
 
 __all__ = ["lipschitz_bound", "dead_units"]
 
 
-def lipschitz_bound(study: Study) -> list[Prediction]:
+def lipschitz_bound(study: Study) -> list[Claim]:
     """``lipschitz_backprop_bound``, a theorem, one record per activation of the study.
 
     With z_l = h_{l−1} W_l + b_l and h = φ(z): ∂L/∂h_{l−1} = ∂L/∂z_l W_lᵀ so ‖∂L/∂h_{l−1}‖ ≤ ‖W_l‖₂‖∂L/∂z_l‖,
@@ -32,20 +37,20 @@ def lipschitz_bound(study: Study) -> list[Prediction]:
         act = str(act)
         mlp = g[g["model"].astype(str) == "mlp"]
         if len(mlp) == 0:
-            out.append(record(study, "theorem", "lipschitz_backprop_bound", act, "all runs",
-                            detail="needs MLP runs (weight_spectral_norm is probed for linear layers only)"))
+            out.append(make(study, "sanity", "lipschitz_backprop_bound", act, "all runs", LIP_RELATION,
+                            reason="needs MLP runs (weight_spectral_norm is probed for linear layers only)"))
             continue
         try:
             lip = lipschitz_constant(act)
         except Exception as exc:  # noqa: BLE001
-            out.append(record(study, "theorem", "lipschitz_backprop_bound", act, "all runs",
-                            detail=f"no Lipschitz constant: {exc}"))
+            out.append(make(study, "sanity", "lipschitz_backprop_bound", act, "all runs", LIP_RELATION,
+                            reason=f"no Lipschitz constant: {exc}"))
             continue
         d = lay[lay["run_id"].isin(set(mlp["run_id"])) &
                 lay["metric"].isin(("grad_norm_z", "grad_norm_h", "weight_spectral_norm"))]
         if len(d) == 0:
-            out.append(record(study, "theorem", "lipschitz_backprop_bound", act, "all runs",
-                            detail="no grad_norm_z/grad_norm_h/weight_spectral_norm probes"))
+            out.append(make(study, "sanity", "lipschitz_backprop_bound", act, "all runs", LIP_RELATION,
+                            reason="no grad_norm_z/grad_norm_h/weight_spectral_norm probes"))
             continue
         wide = d.pivot_table(index=["run_id", "step", "layer"], columns="metric", values="value", aggfunc="first")
         for c in ("grad_norm_z", "grad_norm_h", "weight_spectral_norm"):
@@ -65,21 +70,21 @@ def lipschitz_bound(study: Study) -> list[Prediction]:
         mx = max((v for v in ratios.values() if np.isfinite(v)), default=math.nan)
         n = int(np.isfinite(gz_prev).sum())
         if not np.isfinite(mx):
-            out.append(record(study, "theorem", "lipschitz_backprop_bound", act, "all runs", 1.0, tol=1e-4,
-                            detail="no layer pair with norms above 1e-30"))
+            out.append(make(study, "sanity", "lipschitz_backprop_bound", act, "all runs", LIP_RELATION,
+                            predicted=1.0, tolerance=1e-4, reason="no layer pair with norms above 1e-30"))
             continue
-        v = HELD if mx <= 1.0 + 1e-4 else FAILED
+        v, reason = bound_verdict(mx, 1.0, 1e-4, "max ratio")
         why = (f"Lip(φ) = {lip:.4g}; max ratio ‖∂L/∂h_(l−1)‖/(‖W_l‖₂‖∂L/∂z_l‖) = {ratios['h']:.3g}, "
                f"‖∂L/∂z_(l−1)‖/(Lip‖∂L/∂h_(l−1)‖) = {ratios['z']:.3g}, combined {ratios['zz']:.3g}; "
                f"{n} layer pairs in {len(mlp)} runs" + (f", {skipped} below 1e-30 skipped" if skipped else ""))
         if v == FAILED:
-            why = "BUG: a theorem is violated (probe, Lipschitz constant or weight layout wrong); " + why
-        out.append(record(study, "theorem", "lipschitz_backprop_bound", act, "all runs", 1.0, mx, math.nan, 1e-4,
-                        v, why))
+            reason = "BUG: a theorem is violated (probe, Lipschitz constant or weight layout wrong); " + reason
+        out.append(make(study, "sanity", "lipschitz_backprop_bound", act, "all runs", LIP_RELATION, predicted=1.0,
+                        measured=mx, tolerance=1e-4, n=len(mlp), verdict=v, reason=reason, detail=why))
     return out
 
 
-def dead_units(study: Study) -> list[Prediction]:
+def dead_units(study: Study) -> list[Claim]:
     """Dead units (h = 0 on every probe input) per (setting, activation).
 
     - φ not identically 0 on any interval (all but ReLU-like): ``no_dead_units``, theorem: dead_frac = 0
@@ -107,7 +112,8 @@ def dead_units(study: Study) -> list[Prediction]:
         try:
             zero_interval = zero_on_interval(act)
         except Exception as exc:  # noqa: BLE001
-            out.append(record(study, "theorem", "no_dead_units", act, setting, detail=f"cannot derive φ: {exc}"))
+            out.append(make(study, "sanity", "no_dead_units", act, setting, "max dead_frac = 0",
+                            reason=f"cannot derive φ: {exc}"))
             continue
         if not zero_interval:
             mx = float(d["value"].max())
@@ -115,23 +121,29 @@ def dead_units(study: Study) -> list[Prediction]:
             why = ("φ is zero on no interval, so h = 0 on a whole batch has probability 0"
                    + ("" if v == HELD else f"; {int((d['value'] > 0).sum())} layer-probes have dead units: "
                       "fp32 underflow of φ or a collapsed (constant) layer input"))
-            out.append(record(study, "theorem", "no_dead_units", act, setting, 0.0, mx, math.nan, 0.0, v, why))
+            out.append(make(study, "sanity", "no_dead_units", act, setting, "max dead_frac = 0", predicted=0.0,
+                            measured=mx, tolerance=0.0, n=g["run_id"].nunique(), verdict=v,
+                            reason=f"max dead fraction {mx:.3g} {'=' if v == HELD else '>'} 0", detail=why))
             continue
         init = at_probe(d)
         hidden = init[init["layer"] >= 1]
         mx = float(hidden["value"].max())
         tol = 2.0 / math.sqrt(n_units)
         v = HELD if mx <= 0.5 + tol else FAILED
-        out.append(record(study, "theorem", "dead_units_at_most_half", act, setting, 0.5, mx, math.nan, tol, v,
-                        "sign symmetry of the init: P(unit dead on the batch) ≤ 1/2; max over layers and seeds "
-                        "at step 0" + ("" if v == HELD else " — exceeded: the init is not sign-symmetric?")))
+        out.append(make(study, "sanity", "dead_units_at_most_half", act, setting, "max dead_frac at init ≤ 1/2 + 2/√N",
+                        predicted=0.5, measured=mx, tolerance=tol, n=g["run_id"].nunique(), verdict=v,
+                        reason=f"max {mx:.3g} {'≤' if v == HELD else '>'} {0.5 + tol:.3g}"
+                               + ("" if v == HELD else ": the init is not sign-symmetric?"),
+                        detail="sign symmetry of the init: P(unit dead on the batch) ≤ 1/2; max over layers and "
+                               "seeds at step 0"))
         per_seed = hidden.groupby("run_id")["value"].mean()
-        m, s = mean_std(per_seed.tolist())
+        m, s, lo, hi, n = interval(per_seed.tolist())
         tol1 = 1.0 / n_units
-        v = verdict(m, 0.0, tol1)
-        out.append(record(study, "prediction", "dead_units_independent_inputs", act, setting, 0.0, m, s, tol1, v,
-                        "P(z<0)^B ≈ 0 assumes the batch's pre-activations independent" +
-                        ("" if v == HELD else "; they are strongly correlated (mean-field c_l → 1 with depth), "
+        v, reason = tolerance_verdict(m, 0.0, tol1, lo, hi, s)
+        out.append(make(study, "prediction", "dead_units_independent_inputs", act, setting, predicted=0.0,
+                        measured=m, lo=lo, hi=hi, measured_std=s, tolerance=tol1, n=n, verdict=v, reason=reason,
+                        detail="P(z<0)^B ≈ 0 assumes the batch's pre-activations independent" +
+                        ("" if v != FAILED else "; they are strongly correlated (mean-field c_l → 1 with depth), "
                          "so whole units switch off together")))
         depth = int(r0["depth"]) if np.isfinite(r0["depth"]) else 0
         if str(r0.get("model", "mlp")) == "mlp" and depth >= 6:
@@ -145,11 +157,21 @@ def dead_units(study: Study) -> list[Prediction]:
                 rho, pval = float(res.statistic), float(res.pvalue)
             else:
                 rho, pval = 0.0, 1.0
-            v = HELD if rho > 0 and pval < ALPHA else FAILED
-            _, s = mean_std(rhos)
-            out.append(record(study, "prediction", "dead_units_grow_with_depth", act, setting, 1.0, rho, s, math.nan,
-                            v, f"Spearman rho of seed-mean dead_frac against layer, one-sided p = {pval:.2g} "
-                               f"(held iff rho > 0 and p < {ALPHA}); dead_frac layer 1 → {depth}: "
-                               f"{prof.iloc[0]:.3f} → {prof.iloc[-1]:.3f}"))
+            p_down = (float(stats.spearmanr(prof.index, prof.values, alternative="less").pvalue)
+                      if prof.nunique() > 1 else 1.0)
+            pos = sum(r > 0 for r in rhos)
+            if rho > 0 and pval < ALPHA and pos == len(rhos):
+                v, reason = HELD, f"ρ = {rho:.2f} > 0 with p = {pval:.2g} < {ALPHA} and ρ > 0 in every seed ({pos}/{len(rhos)})"
+            elif rho < 0 and p_down < ALPHA:
+                v, reason = FAILED, f"dead fraction falls with depth: ρ = {rho:.2f}, p = {p_down:.2g}"
+            else:
+                v, reason = INCONCLUSIVE, (f"ρ = {rho:.2f}, p = {pval:.2g}, ρ > 0 in {pos}/{len(rhos)} seeds: "
+                                           "no significant trend either way")
+            _, s_, _, _, n = interval(rhos)
+            out.append(make(study, "ordering", "dead_units_grow_with_depth", act, setting,
+                            "Spearman ρ(layer, seed-mean dead_frac) > 0 at α, and ρ > 0 in every seed",
+                            predicted=1.0, measured=rho, measured_std=s_, n=n, p_value=pval, verdict=v,
+                            reason=reason, detail=f"dead_frac layer 1 → {depth}: {prof.iloc[0]:.3f} → "
+                                                  f"{prof.iloc[-1]:.3f}; layers as the units of the rank test"))
     return out
 
