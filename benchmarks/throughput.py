@@ -1,63 +1,141 @@
-"""Training throughput: the seeds' per-item torchvision pipeline vs this engine vs the matmul ceiling.
+"""Training throughput of every model family: the seeds' loop, plain PyTorch, torch.func, this engine, the ceiling.
 
-Workload (MNIST-shaped random data: N×1×28×28 uint8-range images, 10 classes): MLP 784-128-64-10,
-batch 128, Adam lr 1e-3, 5 activations (relu, sigmoid, tanh, gelu, silu) × 3 seeds = 15 runs.
-Throughput is in *model-samples per second*: training samples × runs / seconds.
+Families (random data of the real shapes, 10 classes, batch 128, Adam lr 1e-3):
+  mlp    MLP 784-128-64-10 on 1x28x28 (MNIST shape)
+  deep   deep narrow MLP 784-(128 x 50)-10 on 1x28x28 (the trainability study's depth 50, width 128)
+  vgg28  TinyVGG, 8 channels, on 1x28x28 (MNIST shape)
+  vgg32  TinyVGG, 16 channels, on 3x32x32 (CIFAR-10 shape)
+Runs: 5 activations (relu, sigmoid, tanh, gelu, silu) x 3 seeds = R = 15. Throughput is in
+*model-samples per second*: training samples x runs / seconds, training steps only (no evaluation).
 
-(a)  the seeds' way: a torchvision-style Dataset keeping uint8 images whose ``__getitem__`` does
-     uint8 → PIL.Image → ToTensor → Normalize, a DataLoader (batch 128, shuffle, num_workers=0), one
-     nn.Sequential + torch.optim.Adam at a time; ``--steps`` steps per model, summed over the 15 models.
-(a') the same loop fed from pre-normalised in-memory tensors (no PIL): how much of (a) is the data path.
-(b)  ``empirical.train.train_group`` on the same data in memory, ``--epochs`` epochs over N per group:
-     "cli": as ``python -m empirical.run`` runs it, 3 groups (one per seed) × 5 runs;
-     "one": one program of 15 runs (5 activations × 3 inits under one seed: the same compute).
-     Timed per epoch between train_group's progress callbacks; the first epoch (set-up, first probe)
-     is dropped. An epoch's time holds the training loop, the mid-training probes (if on) and the
-     previous epoch's bookkeeping and evaluation, made negligible here by a 128-image test set.
-     Probes off (probe_every > steps) for the main figure, on (default probe_every) for the overhead:
-     overhead = epoch time with probes / epoch time without − 1.
-(c)  the matmul ceiling: the 8 matmuls of one training step (forward: 3 layers; backward: dW of every
-     layer, dh of all but the first), batched over the runs as the engine does (baddbmm/bmm, the
-     first layer's input expanded over runs). Bound = 128·R / (their time) = peak FLOP/s / FLOPs per
-     model-sample, with FLOPs = 2·Σ in·out (forward) + 2·Σ in·out (dW) + 2·Σ_{l≥2} in·out (dh) = 454,400.
+(a)  the seeds' way: a torchvision-style Dataset of uint8 images whose ``__getitem__`` does uint8 -> PIL.Image
+     -> ToTensor -> Normalize, DataLoader(batch 128, shuffle, num_workers=0), one nn.Sequential +
+     torch.optim.Adam at a time, summed over the 15 models.
+(a') a plain PyTorch loop on pre-normalised in-memory tensors (batches sliced from a permutation), one
+     nn.Sequential + Adam at a time, summed over the 15 models.
+(v)  the ecosystem's way to train many small models: torch.func.stack_module_state + functional_call +
+     vmap, one vmapped ensemble per activation (vmap needs one function), one Adam over the stacked parameters.
+(b)  ``empirical.train.train_group`` as the CLI groups the runs on one machine (``empirical.tasks.plan``: every
+     seed in one program, each run drawing its own seed's batches), as Ray tasks group them (one program per
+     seed), and as one program of 15 runs sharing batches (5 activations x 3 inits under one seed); timed per
+     epoch of ``--steps`` steps between the engine's progress callbacks, the first epoch (set-up, first probe)
+     dropped.
+(b+) the engine with the default probes (every ``RunConfig.probe_every`` steps, ``probe_size`` images):
+     one step + one probe / probe_every, the probe timed on its own (best of the trials) on the one program.
+(c)  the family's ceiling: only the step's matmuls / convolutions at the engine's shapes, batched over the
+     runs (MLP: baddbmm/bmm forward, weight and input gradients; TinyVGG: conv2d forward and
+     convolution_backward for the weight and input gradients, per run and grouped by activation, the faster
+     per layer, plus the classifier's bmm).
 
-Evaluation is excluded from (a), (b) and (c). Every figure is a best over trials (per model in (a),
-per epoch in (b), per batch of 20 steps in (c)); on a shared machine the best trial is the least
-disturbed one. ``--clock cpu`` times process CPU time instead of wall time: with ``--threads 1`` it
-is nearly immune to other processes (with more threads, spin-waiting inflates it).
+Each figure is the best over ``--repeats`` trials. Every (family, row) runs in its own process, so that its peak
+resident memory (ru_maxrss) is its own; the data (``--steps`` x 128 images) is made in each process.
+``--clock cpu`` times the process's CPU time: with ``--threads 1`` it is nearly immune to other processes
+on a shared machine (with more threads OpenMP's spin-waiting inflates it).
 
-    python benchmarks/throughput.py [--quick] [--n N] [--steps S] [--threads T] [--json out.json]
+    python benchmarks/throughput.py [--quick] [--family mlp,deep,vgg28,vgg32] [--steps S] [--repeats K]
+                                    [--threads T] [--clock wall|cpu] [--device cpu|cuda] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import math
 import os
 import platform
+import resource
+import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from empirical.config import RunConfig  # noqa: E402
-from empirical.train import train_group  # noqa: E402
+from empirical import probes  # noqa: E402
+from empirical.config import RunConfig, StudyConfig  # noqa: E402
+from empirical.models import Arch, StackedModel, conv_strategy, init_params, torch_activation  # noqa: E402
+from empirical.tasks import plan  # noqa: E402
+from empirical.train import _order, train_group  # noqa: E402
+from theory import activations as registry  # noqa: E402
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "silu")
 SEEDS = (42, 451, 7)
 INITS_ONE_PROGRAM = ("default", "he", "xavier")
-WIDTHS = (128, 64)
-DIMS = (784, *WIDTHS, 10)
-BATCH = 128
 LR = 1e-3
 MEAN, STD = 0.1307, 0.3081
 TORCH_ACT = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
+ROWS = ("a", "a1", "v", "b_cli", "b_seed", "b_one", "c")
+ROW_NAMES = {"a": "(a)  seeds: PIL/ToTensor/Normalize DataLoader, 1 model at a time",
+             "a1": "(a') plain PyTorch loop on in-memory tensors, 1 model at a time",
+             "v": "(v)  torch.func stack_module_state + functional_call + vmap",
+             "b_cli": "(b)  engine as the CLI groups the runs (all seeds, 1 program)",
+             "b_seed": "(b)  engine, one program per seed (as Ray tasks group them)",
+             "b_one": "(b)  engine, one program of 15 runs",
+             "b_probes": "(b+) engine, one program, default probes",
+             "c": "(c)  ceiling: the step's matmuls/convolutions only"}
+TARGETS = {"a1": 2.0, "v": 1.2, "c_mlp": 0.65, "c_tinyvgg": 0.50, "probes": 0.10, "cli": 0.05}
 
-clock = time.perf_counter
+
+@dataclass(frozen=True)
+class Family:
+    label: str
+    model: str
+    input_shape: tuple[int, ...]
+    widths: tuple[int, ...] = (128, 64)
+    channels: int = 8
+    steps: int = 50
+
+    def arch(self) -> Arch:
+        return Arch(self.model, self.input_shape, 10, self.widths, self.channels)
+
+
+FAMILIES = {
+    "mlp": Family("MLP 784-128-64-10, 1x28x28", "mlp", (1, 28, 28), steps=50),
+    "deep": Family("deep narrow MLP 784-(128 x 50)-10, 1x28x28", "mlp", (1, 28, 28), widths=(128,) * 50, steps=20),
+    "vgg28": Family("TinyVGG 8 channels, 1x28x28", "tinyvgg", (1, 28, 28), channels=8, steps=8),
+    "vgg32": Family("TinyVGG 16 channels, 3x32x32", "tinyvgg", (3, 32, 32), channels=16, steps=4),
+}
+
+
+@dataclass(frozen=True)
+class Setup:
+    family: str
+    steps: int
+    repeats: int
+    batch: int = 128
+    n_acts: int = len(ACTIVATIONS)
+    n_seeds: int = len(SEEDS)
+    device: str = "cpu"
+    threads: int | None = None
+    clock: str = "wall"
+
+    @property
+    def fam(self) -> Family:
+        return FAMILIES[self.family]
+
+    @property
+    def acts(self) -> tuple[str, ...]:
+        return ACTIVATIONS[:self.n_acts]
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return SEEDS[:self.n_seeds]
+
+    @property
+    def runs(self) -> int:
+        return self.n_acts * self.n_seeds
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+def _clock(setup: Setup):
+    return time.perf_counter if setup.clock == "wall" else time.process_time
 
 
 def sync(device: torch.device) -> None:
@@ -65,25 +143,55 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def flops_per_sample(dims=DIMS) -> int:
-    """Training FLOPs of one sample in one model: forward, weight gradients, input gradients but the first."""
-    pairs = list(zip(dims[:-1], dims[1:]))
-    return 4 * sum(a * b for a, b in pairs) + 2 * sum(a * b for a, b in pairs[1:])
-
-
-def make_data(n: int, n_test: int, seed: int = 0):
+def make_data(setup: Setup, seed: int = 0) -> SimpleNamespace:
+    """uint8 images (N, H, W) or (N, H, W, 3), their normalised float copy [N, C, H, W], labels; N = steps × batch."""
+    fam, n = setup.fam, setup.steps * setup.batch
+    c, h, w = fam.input_shape
     g = torch.Generator().manual_seed(seed)
-    x8 = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g)
+    shape = (n, h, w) if c == 1 else (n, h, w, c)
+    x8 = torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (n,), generator=g)
-    xt8 = torch.randint(0, 256, (n_test, 28, 28), dtype=torch.uint8, generator=g)
-    yt = torch.randint(0, 10, (n_test,), generator=g)
-    return x8, y, xt8, yt
+    x = (x8.float() / 255.0 - MEAN) / STD
+    x = x.unsqueeze(1) if c == 1 else x.permute(0, 3, 1, 2).contiguous()
+    return SimpleNamespace(x8=x8, x_train=x, y_train=y, x_test=x[:setup.batch], y_test=y[:setup.batch],
+                           num_classes=10, input_shape=fam.input_shape)
 
 
-# --------------------------------------------------------------------------- (a) the seeds' way
+def seeds_model(fam: Family, act: str) -> nn.Sequential:
+    """The seeds' model as plain nn.Sequential (TinyVGG: conv-act-conv-act-pool twice, then a linear layer)."""
+    a = TORCH_ACT[act]
+    if fam.model == "mlp":
+        dims = [math.prod(fam.input_shape), *fam.widths]
+        layers: list[nn.Module] = [nn.Flatten()]
+        for i, o in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(i, o), a()]
+        return nn.Sequential(*layers, nn.Linear(dims[-1], 10))
+    c, h, w = fam.input_shape
+    k = fam.channels
+    return nn.Sequential(nn.Conv2d(c, k, 3, padding=1), a(), nn.Conv2d(k, k, 3, padding=1), a(), nn.MaxPool2d(2),
+                         nn.Conv2d(k, k, 3, padding=1), a(), nn.Conv2d(k, k, 3, padding=1), a(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(k * (h // 4) * (w // 4), 10))
 
-class SeedsMNIST(torch.utils.data.Dataset):
-    """torchvision.datasets.MNIST's __getitem__: uint8 array -> PIL image (mode L) -> transform."""
+
+def _best_steps(step, n_warm: int, steps: int, repeats: int, device, clock) -> float:
+    """Best over ``repeats`` trials of the seconds ``steps`` calls of ``step`` take, after ``n_warm`` calls."""
+    for _ in range(n_warm):
+        step()
+    best = math.inf
+    for _ in range(repeats):
+        sync(device)
+        t0 = clock()
+        for _ in range(steps):
+            step()
+        sync(device)
+        best = min(best, clock() - t0)
+    return best
+
+
+# --------------------------------------------------------------------------- (a), (a') one model at a time
+
+class SeedsImages(torch.utils.data.Dataset):
+    """torchvision.datasets.MNIST/CIFAR10's __getitem__: uint8 array -> PIL image -> transform."""
 
     def __init__(self, data: torch.Tensor, targets: torch.Tensor, transform):
         self.data, self.targets, self.transform = data, targets, transform
@@ -94,269 +202,351 @@ class SeedsMNIST(torch.utils.data.Dataset):
     def __getitem__(self, i):
         from PIL import Image
 
-        img = Image.fromarray(self.data[i].numpy(), mode="L")
+        img = Image.fromarray(self.data[i].numpy())
         return self.transform(img), int(self.targets[i])
 
 
-class TensorItems(torch.utils.data.Dataset):
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        self.x, self.y = x, y
+def one_at_a_time(setup: Setup, data, pil: bool) -> dict:
+    """(a) with ``pil``, else (a'): each of the R models trained alone; per model the best trial, summed."""
+    device, clock = torch.device(setup.device), _clock(setup)
+    fam = setup.fam
+    if pil:
+        from torchvision import transforms
 
-    def __len__(self) -> int:
-        return len(self.x)
+        c = fam.input_shape[0]
+        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,) * c, (STD,) * c)])
+        loader = torch.utils.data.DataLoader(SeedsImages(data.x8, data.y_train, tf), batch_size=setup.batch,
+                                             shuffle=True, num_workers=0)
+    else:
+        x, y = data.x_train.to(device), data.y_train.to(device)
+    total = 0.0
+    for seed in setup.seeds:
+        for act in setup.acts:
+            torch.manual_seed(seed)
+            model = seeds_model(fam, act).to(device)
+            opt = torch.optim.Adam(model.parameters(), lr=LR)
+            state = {"it": None, "perm": None, "s": 0}
 
-    def __getitem__(self, i):
-        return self.x[i], self.y[i]
+            def batch():
+                if pil:
+                    try:
+                        xb, yb = next(state["it"])
+                    except (StopIteration, TypeError):
+                        state["it"] = iter(loader)
+                        xb, yb = next(state["it"])
+                    return xb.to(device), yb.to(device)
+                if state["perm"] is None or state["s"] == setup.steps:
+                    state["perm"], state["s"] = torch.randperm(len(x), device=device), 0
+                idx = state["perm"][state["s"] * setup.batch:(state["s"] + 1) * setup.batch]
+                state["s"] += 1
+                return x[idx], y[idx]
+
+            def step():
+                xb, yb = batch()
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+            total += _best_steps(step, 2, setup.steps, setup.repeats, device, clock)
+    return {"seconds_per_step": total / setup.steps}
 
 
-def seeds_model(act: str) -> nn.Sequential:
-    a = TORCH_ACT[act]
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, WIDTHS[0]), a(), nn.Linear(WIDTHS[0], WIDTHS[1]), a(),
-                         nn.Linear(WIDTHS[1], 10))
+# --------------------------------------------------------------------------- (v) torch.func ensemble
 
+def vmap_ensemble(setup: Setup, data) -> dict:
+    from torch.func import functional_call, stack_module_state, vmap
 
-def seeds_train(loader, act: str, seed: int, steps: int, device: torch.device) -> tuple[float, float]:
-    """(seconds, seconds spent fetching batches) of ``steps`` Adam steps of one model."""
-    torch.manual_seed(seed)
-    model = seeds_model(act).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = nn.CrossEntropyLoss()
-    sync(device)
-    t0 = clock()
-    data_time = 0.0
-    it = iter(loader)
-    for _ in range(steps):
-        td = clock()
-        try:
-            xb, yb = next(it)
-        except StopIteration:
-            it = iter(loader)
-            xb, yb = next(it)
-        xb, yb = xb.to(device), yb.to(device)
-        data_time += clock() - td
-        loss = loss_fn(model(xb), yb)
+    device, clock = torch.device(setup.device), _clock(setup)
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    groups, params = [], []
+    for act in setup.acts:
+        models = []
+        for seed in setup.seeds:
+            torch.manual_seed(seed)
+            models.append(seeds_model(setup.fam, act).to(device))
+        p, b = stack_module_state(models)
+        base = copy.deepcopy(models[0]).to("meta")
+
+        def fmodel(pp, bb, xx, base=base):
+            return functional_call(base, (pp, bb), (xx,))
+
+        groups.append((vmap(fmodel, in_dims=(0, 0, None)), p, b))
+        params += list(p.values())
+    opt = torch.optim.Adam(params, lr=LR)
+    state = {"perm": torch.randperm(len(x), device=device), "s": 0}
+
+    def step():
+        if state["s"] == setup.steps:
+            state["perm"], state["s"] = torch.randperm(len(x), device=device), 0
+        idx = state["perm"][state["s"] * setup.batch:(state["s"] + 1) * setup.batch]
+        state["s"] += 1
+        xb, yb = x[idx], y[idx]
+        loss = 0.0
+        for f, p, b in groups:
+            logits = f(p, b, xb)
+            m = logits.shape[0]
+            loss = loss + F.cross_entropy(logits.reshape(-1, 10), yb.repeat(m), reduction="sum") / len(yb)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    sync(device)
-    return clock() - t0, data_time
+
+    return {"seconds_per_step": _best_steps(step, 2, setup.steps, setup.repeats, device, clock) / setup.steps}
 
 
-def bench_seeds(dataset, steps: int, repeats: int, device: torch.device) -> dict:
-    """15 models one after another; each model's time is its best over ``repeats`` trials, then summed."""
-    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=0)
-    seeds_train(loader, "relu", 0, min(steps, 5), device)  # warm-up
-    best: dict = {}
-    for _ in range(repeats):
-        for seed in SEEDS:
-            for act in ACTIVATIONS:
-                t, d = seeds_train(loader, act, seed, steps, device)
-                if (act, seed) not in best or t < best[act, seed][0]:
-                    best[act, seed] = (t, d)
-    total = sum(t for t, _ in best.values())
-    samples = steps * BATCH * len(best)
-    return {"seconds": total, "data_seconds": sum(d for _, d in best.values()), "steps_per_model": steps,
-            "runs": len(best), "model_samples": samples, "samples_per_s": samples / total}
+# --------------------------------------------------------------------------- (b), (b+) the engine
+
+def _common(setup: Setup, probe_every: int) -> dict:
+    fam = setup.fam
+    return dict(model=fam.model, widths=fam.widths, channels=fam.channels, dataset="mnist", optimizer="adam", lr=LR,
+                batch_size=setup.batch, epochs=setup.repeats + 1, probe_every=probe_every)
 
 
-# --------------------------------------------------------------------------- (b) the engine
+def engine_groups(setup: Setup, layout: str, probe_every: int) -> list[list[RunConfig]]:
+    """The runs as the CLI groups them on one machine (``tasks.plan``, seeds merged), one program per seed
+    (Ray's tasks), or one program of 5 activations x 3 inits under one seed (shared batches)."""
+    common = _common(setup, probe_every)
+    if layout in ("cli", "seed"):
+        fields = {f.name for f in dataclasses.fields(StudyConfig)}
+        cfg = StudyConfig(activations=setup.acts, seeds=setup.seeds, models=(common["model"],),
+                          **{k: v for k, v in common.items() if k in fields and k != "model"})
+        return [list(t.runs) for t in plan(cfg, merge_seeds=layout == "cli")[1]]
+    return [[RunConfig(activation=a, seed=setup.seeds[0], init=i, **common)
+             for i in INITS_ONE_PROGRAM[:setup.n_seeds] for a in setup.acts]]
 
-def engine_runs(layout: str, epochs: int, probe_every: int, n: int) -> list[list[RunConfig]]:
-    common = dict(model="mlp", widths=WIDTHS, dataset="mnist", train_size=n, optimizer="adam", lr=LR,
-                  batch_size=BATCH, epochs=epochs, probe_every=probe_every)
-    if layout == "cli":
-        return [[RunConfig(activation=a, seed=s, **common) for a in ACTIVATIONS] for s in SEEDS]
-    return [[RunConfig(activation=a, seed=SEEDS[0], init=i, **common) for i in INITS_ONE_PROGRAM
-             for a in ACTIVATIONS]]
 
+def engine(setup: Setup, data, layout: str) -> dict:
+    """Per group, the best epoch between progress callbacks (the first dropped), summed over groups."""
+    device, clock = torch.device(setup.device), _clock(setup)
+    never = setup.steps * (setup.repeats + 1) + 1
+    small = SimpleNamespace(**{**vars(data), "x_train": data.x_train[:2 * setup.batch],
+                               "y_train": data.y_train[:2 * setup.batch]})
+    warm = engine_groups(setup, "one", never)[0]
+    train_group([dataclasses.replace(r, epochs=1) for r in warm], small, device, time_activations=False)
+    total, groups = 0.0, engine_groups(setup, layout, never)
+    for runs in groups:
+        stamps: list[float] = []
 
-def engine_trial(data, layout: str, epochs: int, probe_every: int, device: torch.device) -> list[dict]:
-    """Per group: epoch times between progress callbacks (first epoch dropped) and the engine's own loop times."""
-    out = []
-    for runs in engine_runs(layout, epochs, probe_every, len(data.x_train)):
-        stamps = []
-        recs = train_group(runs, data, device, progress=lambda _: stamps.append(clock()), time_activations=False)
-        out.append({"epochs": [b - a for a, b in zip(stamps, stamps[1:])],
-                    "engine_loop": [e["epoch_time_s"] for e in recs[0].epochs[1:]]})
+        def tick(_):
+            sync(device)
+            stamps.append(clock())
+
+        train_group(runs, data, device, progress=tick, time_activations=False)
+        total += min(b - a for a, b in zip(stamps, stamps[1:]))
+    out = {"seconds_per_step": total / setup.steps, "groups": [len(g) for g in groups]}
+    if layout == "one":
+        out["probe_seconds"] = probe_time(setup, data, groups[0])
     return out
 
 
-def summarise_engine(trials: list[list[dict]], layout: str, epochs: int, probe_every: int, n: int) -> dict:
-    """Per group, the best epoch over all trials; summed over groups and scaled to ``epochs - 1`` epochs."""
-    per_group = list(zip(*trials))
-    best_epoch = sum(min(t for tr in g for t in tr["epochs"]) for g in per_group)
-    best_loop = sum(min(t for tr in g for t in tr["engine_loop"]) for g in per_group)
-    groups = engine_runs(layout, epochs, probe_every, n)
-    runs = sum(len(g) for g in groups)
-    samples = n * runs
-    return {"seconds_per_epoch": best_epoch, "engine_loop_seconds_per_epoch": best_loop, "layout": layout,
-            "groups": len(groups), "runs": runs, "steps_per_epoch": math.ceil(n / BATCH),
-            "epochs_timed": len(trials) * (epochs - 1), "probe_every": probe_every,
-            "model_samples_per_epoch": samples, "samples_per_s": samples / best_epoch,
-            "engine_loop_samples_per_s": samples / best_loop}
+def probe_time(setup: Setup, data, runs: list[RunConfig]) -> float:
+    """Best-of-trials seconds of one default probe of the group (``probe_size`` images)."""
+    device, clock = torch.device(setup.device), _clock(setup)
+    ordered, acts, slices = _order(runs)
+    arch = setup.fam.arch()
+    model = StackedModel(arch, [torch_activation(registry.lookup(a)) for a in acts], slices,
+                         conv_strategy(device))
+    params = init_params(arch, [(r.activation, r.init, r.seed, r.sigma_b2) for r in ordered], device=device)
+    cfg = RunConfig()
+    x, y = data.x_train[:cfg.probe_size].to(device), data.y_train[:cfg.probe_size].to(device)
+    return _best_steps(lambda: probes.probe(model, params, x, y, cfg.eps), 1, 1, max(setup.repeats, 2),
+                       device, clock)
 
 
-# --------------------------------------------------------------------------- (c) the matmul ceiling
+# --------------------------------------------------------------------------- (c) the ceiling
 
-def bench_matmul(R: int, device: torch.device, batches: int, reps: int = 20) -> dict:
+def ceiling(setup: Setup) -> dict:
+    device, clock = torch.device(setup.device), _clock(setup)
+    arch, R, B = setup.fam.arch(), setup.runs, setup.batch
     g = torch.Generator().manual_seed(0)
 
     def rnd(*s):
         return torch.randn(*s, generator=g).to(device)
 
-    x = rnd(BATCH, DIMS[0])
-    Ws = [rnd(R, a, b) for a, b in zip(DIMS[:-1], DIMS[1:])]
-    bs = [rnd(R, b) for b in DIMS[1:]]
-    dzs = [rnd(R, BATCH, b) for b in DIMS[1:]]
-    hs = [x.reshape(1, BATCH, -1).expand(R, -1, -1)] + [rnd(R, BATCH, b) for b in DIMS[1:-1]]
+    calls = []
+    if arch.model == "mlp":
+        dims = [math.prod(arch.input_shape), *arch.widths, arch.num_classes]
+        x = rnd(B, dims[0]).reshape(1, B, -1).expand(R, -1, -1)
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            W, bias, h, dz = rnd(R, a, b), rnd(R, 1, b), x if i == 0 else rnd(R, B, a), rnd(R, B, b)
+            calls.append(lambda h=h, W=W, bias=bias: torch.baddbmm(bias, h, W))
+            calls.append(lambda h=h, dz=dz: torch.bmm(h.transpose(1, 2), dz))
+            if i > 0:
+                calls.append(lambda dz=dz, W=W: torch.bmm(dz, W.transpose(1, 2)))
+        steps = {"bmm": calls}
+    else:
+        c, hh, ww = arch.input_shape
+        k = arch.channels
+        shapes = [(c, hh, ww), (k, hh, ww), (k, hh // 2, ww // 2), (k, hh // 2, ww // 2)]
+        per_layer = {"loop": [], "grouped": []}
+        for i, (cin, h, w) in enumerate(shapes):
+            for strat, n in (("loop", 1), ("grouped", len(setup.seeds))):
+                blocks = R // n
+                xin, W, dz = rnd(B, n * cin, h, w), rnd(n * k, cin, 3, 3), rnd(B, n * k, h, w)
+                mask = [i > 0, True, False]
 
-    def step():
-        for i in range(3):
-            torch.baddbmm(bs[i].unsqueeze(1), hs[i], Ws[i])
-        for i in range(3):
-            torch.bmm(hs[i].transpose(1, 2), dzs[i])
-        for i in (1, 2):
-            torch.bmm(dzs[i], Ws[i].transpose(1, 2))
+                def conv(xin=xin, W=W, dz=dz, n=n, blocks=blocks, mask=mask):
+                    for _ in range(blocks):
+                        F.conv2d(xin, W, padding=1, groups=n)
+                        torch.ops.aten.convolution_backward(dz, xin, W, None, [1, 1], [1, 1], [1, 1], False, [0, 0],
+                                                            n, mask)
+                per_layer[strat].append(conv)
+        flat = k * (hh // 4) * (ww // 4)
+        hf, Wf, dzf = rnd(R, B, flat), rnd(R, flat, 10), rnd(R, B, 10)
+        head = [lambda: torch.bmm(hf, Wf), lambda: torch.bmm(hf.transpose(1, 2), dzf)]
+        steps = {s: fs + head for s, fs in per_layer.items()}
+    times = {}
+    for name, fs in steps.items():
+        def step(fs=fs):
+            for f in fs:
+                f()
+        times[name] = _best_steps(step, 2, setup.steps, setup.repeats, device, clock) / setup.steps
+    if arch.model != "mlp":
+        # the faster strategy layer by layer
+        per = {}
+        for name, fs in per_layer.items():
+            per[name] = [_best_steps(f, 1, setup.steps, setup.repeats, device, clock) / setup.steps for f in fs]
+        head_t = _best_steps(lambda: [f() for f in head], 1, setup.steps, setup.repeats, device, clock) / setup.steps
+        times["best per layer"] = sum(min(a, b) for a, b in zip(per["loop"], per["grouped"])) + head_t
+    best = min(times.values())
+    return {"seconds_per_step": best, "strategies": times}
 
-    for _ in range(10):
-        step()
-    best = math.inf
-    for _ in range(batches):
-        sync(device)
-        t0 = clock()
-        for _ in range(reps):
-            step()
-        sync(device)
-        best = min(best, (clock() - t0) / reps)
-    fps = flops_per_sample()
-    return {"runs": R, "step_matmul_seconds": best, "flops_per_sample": fps,
-            "flop_per_s": fps * BATCH * R / best, "samples_per_s": BATCH * R / best}
+
+# --------------------------------------------------------------------------- one row in its own process
+
+def measure(setup: Setup, row: str) -> dict:
+    if setup.threads:
+        torch.set_num_threads(setup.threads)
+    data = make_data(setup)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if setup.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    if row in ("a", "a1"):
+        out = one_at_a_time(setup, data, pil=row == "a")
+    elif row == "v":
+        out = vmap_ensemble(setup, data)
+    elif row in ("b_cli", "b_seed", "b_one"):
+        out = engine(setup, data, row[2:])
+    else:
+        out = ceiling(setup)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["rss_before_mb"] = rss0 / 1024
+    if setup.device == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    out["samples_per_s"] = setup.batch * setup.runs / out["seconds_per_step"]
+    return out
 
 
-# --------------------------------------------------------------------------- main
+def run_row(setup: Setup, row: str, isolate: bool) -> dict:
+    if not isolate:
+        return measure(setup, row)
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker",
+                           json.dumps({"setup": dataclasses.asdict(setup), "row": row})],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{setup.family} {row} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def summarise(setup: Setup, res: dict) -> dict:
+    sps = {k: v["samples_per_s"] for k, v in res.items()}
+    one = res["b_one"]
+    probe_every = RunConfig().probe_every
+    with_probes = one["seconds_per_step"] + one["probe_seconds"] / probe_every
+    sps["b_probes"] = setup.batch * setup.runs / with_probes
+    c_target = TARGETS["c_tinyvgg" if setup.fam.model == "tinyvgg" else "c_mlp"]
+    q = {"over_a": sps["b_one"] / sps["a"], "over_a1": sps["b_one"] / sps["a1"], "over_v": sps["b_one"] / sps["v"],
+         "of_c": sps["b_one"] / sps["c"], "probe_overhead": with_probes / one["seconds_per_step"] - 1,
+         "cli_vs_one": sps["b_cli"] / sps["b_one"] - 1, "cli_over_a1": sps["b_cli"] / sps["a1"]}
+    met = {"over_a1": q["over_a1"] >= TARGETS["a1"], "over_v": q["over_v"] >= TARGETS["v"],
+           "of_c": q["of_c"] >= c_target, "probe_overhead": q["probe_overhead"] <= TARGETS["probes"],
+           "cli_vs_one": abs(q["cli_vs_one"]) <= TARGETS["cli"]}
+    return {"samples_per_s": sps, "ratios": q, "met": met, "c_target": c_target}
+
+
+def report(setup: Setup, res: dict, s: dict) -> None:
+    fam = setup.fam
+    print(f"\n== {setup.family}: {fam.label}; R = {setup.runs} runs, batch {setup.batch}, {setup.steps} steps per trial, "
+          f"best of {setup.repeats}")
+    print(f"{'':66s} {'model-samples/s':>15s} {'peak RSS':>9s}  notes")
+    for row in (*ROWS[:6], "b_probes", "c"):
+        r = res.get(row, res["b_one"])
+        note = ""
+        if row.startswith("b_") and row != "b_probes":
+            note = f"groups of {r['groups']}"
+        elif row == "b_probes":
+            note = f"probe {r['probe_seconds'] * 1e3:.1f} ms every {RunConfig().probe_every} steps"
+        elif row == "c":
+            note = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r["strategies"].items()) + " per step"
+        rss = "" if row == "b_probes" else f"{r['peak_rss_mb']:7.0f}MB"
+        print(f"{ROW_NAMES[row]:66s} {s['samples_per_s'][row]:>15,.0f} {rss:>9s}  {note}")
+    q, m = s["ratios"], s["met"]
+
+    def ok(k):
+        return "met" if m[k] else "NOT met"
+    print(f"engine/(a)  {q['over_a']:6.2f}x   engine/(a') {q['over_a1']:6.2f}x [>= {TARGETS['a1']}x: {ok('over_a1')}]"
+          f"   engine/(v) {q['over_v']:6.2f}x [>= {TARGETS['v']}x: {ok('over_v')}]")
+    print(f"engine/(c)  {q['of_c']:6.1%} [>= {s['c_target']:.0%}: {ok('of_c')}]   probe overhead "
+          f"{q['probe_overhead']:6.1%} [<= {TARGETS['probes']:.0%}: {ok('probe_overhead')}]   CLI vs one program "
+          f"{q['cli_vs_one']:+6.1%} [within {TARGETS['cli']:.0%}: {ok('cli_vs_one')}]")
+
 
 def main(argv=None) -> dict:
-    global clock
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=60000, help="training images (default 60000, MNIST's size)")
-    p.add_argument("--steps", type=int, default=100, help="(a): steps per model (default 100)")
-    p.add_argument("--epochs", type=int, default=3,
-                   help="(b): epochs per group; the first is not timed (default 3)")
-    p.add_argument("--repeats", type=int, default=2, help="trials of each measurement (default 2)")
+    p.add_argument("--family", default=",".join(FAMILIES), help=f"comma-separated, of {', '.join(FAMILIES)}")
+    p.add_argument("--steps", type=int, default=None, help="steps per trial (default: per family, 50/20/8/4)")
+    p.add_argument("--repeats", type=int, default=3, help="trials of each measurement; the best counts (default 3)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time, or this process's CPU time (use with --threads 1 on a busy machine)")
-    p.add_argument("--quick", action="store_true", help="smoke run in seconds: n=1024, steps=3, epochs=2, 1 repeat")
+    p.add_argument("--no-isolate", action="store_true", help="all rows in this process (peak RSS then cumulative)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 2 activations x 2 seeds, batch 8, 2 steps, 1 trial, 1 thread, in this process")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.quick:
-        a.n, a.steps, a.epochs, a.repeats = 1024, 3, 2, 1
-    if a.epochs < 2:
-        p.error("--epochs must be at least 2 (the first epoch is not timed)")
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    clock = time.perf_counter if a.clock == "wall" else time.process_time
+    if a.worker:
+        spec = json.loads(a.worker)
+        print(json.dumps(measure(Setup(**spec["setup"]), spec["row"])))
+        return {}
+    families = [f.strip() for f in a.family.split(",") if f.strip()]
+    bad = [f for f in families if f not in FAMILIES]
+    if bad or not families:
+        p.error(f"unknown family {', '.join(bad) or '(none)'}; allowed: {', '.join(FAMILIES)}")
     if a.device == "auto":
         a.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(a.device)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: torch sees no CUDA GPU; allowed here: cpu")
+    if a.steps is not None and a.steps < 1 or a.repeats < 1:
+        p.error("--steps and --repeats must be at least 1")
+    quick = dict(batch=8, n_acts=2, n_seeds=2) if a.quick else {}
+    if a.quick and a.threads is None:
+        a.threads = 1
+    isolate = not (a.no_isolate or a.quick)
     load0 = os.getloadavg()
-
-    from torchvision import transforms
-
-    x8, y, xt8, yt = make_data(a.n, BATCH)
-    data = SimpleNamespace(x_train=((x8.float() / 255.0 - MEAN) / STD).unsqueeze(1), y_train=y,
-                           x_test=((xt8.float() / 255.0 - MEAN) / STD).unsqueeze(1), y_test=yt,
-                           num_classes=10, input_shape=(1, 28, 28))
-    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
-    R = len(ACTIVATIONS) * len(SEEDS)
-    never = math.ceil(a.n / BATCH) * a.epochs + 1
-    probe_every = RunConfig().probe_every
-
-    small = SimpleNamespace(**{**vars(data), "x_train": data.x_train[:4 * BATCH], "y_train": y[:4 * BATCH]})
-    engine_trial(small, "one", 2, 10 ** 9, device)  # warm-up (first-call costs)
-
-    res = {}
-    res["a_seeds"] = bench_seeds(SeedsMNIST(x8, y, tf), a.steps, a.repeats, device)
-    res["a_tensors"] = bench_seeds(TensorItems(data.x_train, y), a.steps, a.repeats, device)
-    engine = {("one", never): "b_one", ("cli", never): "b_cli", ("one", probe_every): "b_one_probes",
-              ("cli", probe_every): "b_cli_probes"}
-    trials: dict = {k: [] for k in engine}
-    for _ in range(a.repeats):  # interleaved, so that a disturbance hits all variants alike
-        for layout, every in engine:
-            trials[layout, every].append(engine_trial(data, layout, a.epochs, every, device))
-    for (layout, every), key in engine.items():
-        res[key] = summarise_engine(trials[layout, every], layout, a.epochs, every, a.n)
-    batches = 5 if a.quick else 50
-    res["c_matmul_15"] = bench_matmul(R, device, batches)
-    res["c_matmul_5"] = bench_matmul(len(ACTIVATIONS), device, batches)
-
-    base = res["a_seeds"]["samples_per_s"]
-    ratios = {
-        "b_one_over_a": res["b_one"]["samples_per_s"] / base,
-        "b_cli_over_a": res["b_cli"]["samples_per_s"] / base,
-        "b_one_over_c15": res["b_one"]["samples_per_s"] / res["c_matmul_15"]["samples_per_s"],
-        "b_cli_over_c5": res["b_cli"]["samples_per_s"] / res["c_matmul_5"]["samples_per_s"],
-        "probe_overhead_one": res["b_one"]["samples_per_s"] / res["b_one_probes"]["samples_per_s"] - 1,
-        "probe_overhead_cli": res["b_cli"]["samples_per_s"] / res["b_cli_probes"]["samples_per_s"] - 1,
-    }
-    meta = {"n": a.n, "steps_a": a.steps, "epochs_b": a.epochs, "repeats": a.repeats, "clock": a.clock,
-            "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "machine": platform.machine(), "cpu_count": os.cpu_count(), "loadavg_start": load0,
-            "loadavg_end": os.getloadavg(), "probe_every": probe_every, "probe_size": RunConfig().probe_size,
-            "architecture": list(DIMS), "flops_per_sample": flops_per_sample(),
-            "activations": list(ACTIVATIONS), "seeds": list(SEEDS), "batch": BATCH, "lr": LR}
-    out = {"meta": meta, "results": res, "ratios": ratios}
-    report(out)
+    print(f"device {a.device} ({platform.machine()}, {os.cpu_count()} CPUs), torch {torch.__version__}, "
+          f"{a.threads or torch.get_num_threads()} threads, {a.clock} clock; load average {load0[0]:.2f}"
+          + ("; QUICK smoke run, not a measurement" if a.quick else ""))
+    out = {"meta": {"device": a.device, "torch": torch.__version__, "machine": platform.machine(),
+                    "cpu_count": os.cpu_count(), "threads": a.threads or torch.get_num_threads(), "clock": a.clock,
+                    "loadavg_start": load0, "quick": a.quick, "probe_every": RunConfig().probe_every,
+                    "probe_size": RunConfig().probe_size, "date": time.strftime("%Y-%m-%d %H:%M")},
+           "families": {}}
+    for fam in families:
+        steps = 2 if a.quick else (a.steps or FAMILIES[fam].steps)
+        setup = Setup(fam, steps, 1 if a.quick else a.repeats, device=a.device, threads=a.threads, clock=a.clock,
+                      **quick)
+        res = {row: run_row(setup, row, isolate) for row in ROWS}
+        s = summarise(setup, res)
+        report(setup, res, s)
+        out["families"][fam] = {"setup": dataclasses.asdict(setup), "rows": res, **s}
+    out["meta"]["loadavg_end"] = os.getloadavg()
+    print(f"\nload average at the end {out['meta']['loadavg_end'][0]:.2f}")
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(out, fh, indent=2)
     return out
-
-
-def report(out: dict) -> None:
-    m, r, q = out["meta"], out["results"], out["ratios"]
-    print(f"MNIST-shaped random data, N={m['n']:,}, MLP {'-'.join(map(str, m['architecture']))}, batch {BATCH}, "
-          f"Adam {LR:g}; {len(ACTIVATIONS)} activations x {len(SEEDS)} seeds = 15 runs")
-    print(f"device {m['device']} ({m['machine']}, {m['cpu_count']} CPUs), {m['threads']} torch threads, "
-          f"torch {m['torch']}, {m['clock']} clock; load average {m['loadavg_start'][0]:.2f} -> "
-          f"{m['loadavg_end'][0]:.2f}")
-    print(f"training FLOPs per model-sample {m['flops_per_sample']:,}; evaluation excluded; best of "
-          f"{m['repeats']} trial(s) per model (a) / {r['b_one']['epochs_timed']} epochs per group (b)\n")
-
-    def eng(d):
-        return (f"{d['groups']} x {d['steps_per_epoch']} steps/epoch; engine's own loop time (wall): "
-                f"{d['engine_loop_samples_per_s']:,.0f}/s")
-
-    rows = [
-        ("(a)  seeds: PIL/ToTensor/Normalize loader, 1 model at a time", r["a_seeds"]["samples_per_s"],
-         f"{m['steps_a']} steps/model, {r['a_seeds']['data_seconds'] / r['a_seeds']['seconds']:.0%} in the loader"),
-        ("(a') same loop, pre-normalised tensors (no PIL)", r["a_tensors"]["samples_per_s"],
-         f"{m['steps_a']} steps/model, {r['a_tensors']['data_seconds'] / r['a_tensors']['seconds']:.0%} "
-         f"in the loader"),
-        ("(b)  engine, one program of 15 runs, probes off", r["b_one"]["samples_per_s"], eng(r["b_one"])),
-        ("(b)  engine as the CLI runs it, 3 groups x 5, probes off", r["b_cli"]["samples_per_s"], eng(r["b_cli"])),
-        (f"(b+) engine, one program of 15, probes every {m['probe_every']}", r["b_one_probes"]["samples_per_s"],
-         eng(r["b_one_probes"])),
-        (f"(b+) engine, 3 groups x 5, probes every {m['probe_every']}", r["b_cli_probes"]["samples_per_s"],
-         eng(r["b_cli_probes"])),
-        ("(c)  matmul ceiling, 15 runs batched (bmm)", r["c_matmul_15"]["samples_per_s"],
-         f"{r['c_matmul_15']['flop_per_s'] / 1e9:.1f} GFLOP/s, {r['c_matmul_15']['step_matmul_seconds'] * 1e3:.2f} "
-         f"ms/step"),
-        ("(c)  matmul ceiling, 5 runs batched (bmm)", r["c_matmul_5"]["samples_per_s"],
-         f"{r['c_matmul_5']['flop_per_s'] / 1e9:.1f} GFLOP/s, {r['c_matmul_5']['step_matmul_seconds'] * 1e3:.2f} "
-         f"ms/step"),
-    ]
-    print(f"{'':60s} {'model-samples/s':>15s}  notes")
-    for name, v, note in rows:
-        print(f"{name:60s} {v:>15,.0f}  {note}")
-    print()
-    print(f"(b)/(a)  speed-up over the seeds' way  : one program {q['b_one_over_a']:6.1f}x, "
-          f"CLI {q['b_cli_over_a']:6.1f}x    [target >= 20x]")
-    print(f"(b)/(c)  fraction of the matmul bound  : one program {q['b_one_over_c15']:6.1%}, "
-          f"CLI {q['b_cli_over_c5']:6.1%} (of the 5-run bound)    [target >= 65%]")
-    print(f"probe overhead, probe_every={m['probe_every']:<3d}      : one program {q['probe_overhead_one']:6.1%}, "
-          f"CLI {q['probe_overhead_cli']:6.1%}    [target <= 10%]")
 
 
 if __name__ == "__main__":

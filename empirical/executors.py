@@ -30,7 +30,8 @@ def run_local(cfg: StudyConfig, tasks: Sequence[Task], commit: Callable, progres
     with _bar(sum(steps_of(t, t.runs[0].train_size or n_full) for t in tasks), "step", progress) as bar:
         for task in tasks:
             spec = data_spec(cfg, task.runs[0])
-            bar.set_postfix_str(f"seed {task.runs[0].seed}, {len(task.runs)} runs batched")
+            seeds = ", ".join(str(sd) for sd in dict.fromkeys(r.seed for r in task.runs))
+            bar.set_postfix_str(f"seeds {seeds}, {len(task.runs)} runs batched")
             commit(run_task(task, spec, cfg.device, cfg.time_activations, progress=bar.update))
 
 

@@ -218,7 +218,10 @@ def init_params(arch: Arch, inits: Sequence[tuple], dtype=torch.float32,
 
 @dataclass
 class Captured:
-    """Pre-activations z_l and post-activations h_l of the hidden layers, each viewed as [R, B, ...]."""
+    """Pre-activations z_l and post-activations h_l of the hidden layers, each [R, B, ...] (run-major).
+
+    ``z_raw``/``h_raw`` are the tensors gradients are taken with respect to; here they are ``z``/``h`` themselves.
+    """
 
     z: list[torch.Tensor]
     h: list[torch.Tensor]
@@ -226,14 +229,44 @@ class Captured:
     h_raw: list[torch.Tensor]
 
 
-class StackedModel:
-    """R models of one architecture, stacked; ``slices`` maps each activation to its run range."""
+CONV_STRATEGIES = ("auto", "loop", "grouped")
 
-    def __init__(self, arch: Arch, act_fns: Sequence[Callable], slices: Sequence[tuple[int, int]]):
+
+def conv_strategy(device: torch.device | str, conv: str = "auto") -> str:
+    """How TinyVGG's R runs are convolved: 'loop' (one convolution per run) or 'grouped' (one per activation).
+
+    The rule for 'auto', from ``benchmarks/throughput.py``: on a CPU the per-run loop (oneDNN's grouped
+    convolution with 8-16 channels per group measured 1.4-1.8x slower); on a GPU the grouped convolution
+    (one kernel per activation instead of one per run).
+    """
+    if conv not in CONV_STRATEGIES:
+        raise ValueError(f"unknown convolution strategy {conv!r}; allowed: {', '.join(CONV_STRATEGIES)}")
+    if conv != "auto":
+        return conv
+    return "grouped" if torch.device(device).type == "cuda" else "loop"
+
+
+class StackedModel:
+    """R models of one architecture, stacked; ``slices`` maps each activation to its run range.
+
+    TinyVGG's feature maps are never split and re-concatenated: the runs form *blocks* that stay apart from
+    the input to the flattened features, each block a contiguous run range under one activation (one run per
+    block for ``conv='loop'``, one activation's runs for ``conv='grouped'``, convolved with ``groups`` = its runs).
+    """
+
+    def __init__(self, arch: Arch, act_fns: Sequence[Callable], slices: Sequence[tuple[int, int]],
+                 conv: str = "loop"):
+        if conv not in ("loop", "grouped"):
+            raise ValueError(f"StackedModel needs conv 'loop' or 'grouped' (see conv_strategy), not {conv!r}")
         self.arch = arch
         self.act_fns = list(act_fns)
         self.slices = list(slices)
         self.R = slices[-1][1]
+        self.conv = conv
+        if self.conv == "loop":
+            self.blocks = [(r, r + 1, fn) for (s, e), fn in zip(self.slices, self.act_fns) for r in range(s, e)]
+        else:
+            self.blocks = [(s, e, fn) for (s, e), fn in zip(self.slices, self.act_fns)]
 
     def _act(self, z: torch.Tensor, dim: int) -> torch.Tensor:
         if len(self.slices) == 1:
@@ -241,6 +274,10 @@ class StackedModel:
         # one split node, not one narrow per slice: narrow's backward writes a full-size zero tensor per slice
         chunks = z.split([e - s for s, e in self.slices], dim)
         return torch.cat([fn(c) for fn, c in zip(self.act_fns, chunks)], dim)
+
+    def act_runs(self, z: torch.Tensor) -> torch.Tensor:
+        """The activations applied to a run-major tensor [R, ...]."""
+        return self._act(z, 0)
 
     def forward(self, params: Sequence[torch.Tensor], x: torch.Tensor, capture: bool = False):
         """Logits [R, B, C] for input x: [B, ...] shared by all runs or [R, B, ...] per run."""
@@ -262,27 +299,41 @@ class StackedModel:
         return self._forward_vgg(params, x, cap)
 
     def _forward_vgg(self, params, x, cap):
-        R = self.R
-        if x.dim() == 4:
-            B = x.shape[0]
-            h = x.repeat(1, R, 1, 1)
-        else:
-            B = x.shape[1]
-            h = x.transpose(0, 1).reshape(B, -1, *x.shape[3:])
+        """Each block [s, e) of n runs is a [B, n·k, H, W] tensor convolved with ``groups = n``."""
+        sizes = [e - s for s, e, _ in self.blocks]
+        per_block = [p.split(sizes) for p in params[:8]]
+        shared = x.dim() == 4
+        B = x.shape[0] if shared else x.shape[1]
+        hs = []
+        for j, (s, e, _) in enumerate(self.blocks):
+            n = e - s
+            if shared:
+                hs.append(x.repeat(1, n, 1, 1) if n > 1 else x)
+            else:
+                hs.append(x[s:e].transpose(0, 1).reshape(B, -1, *x.shape[3:]))
         for i in range(4):
-            W, b = params[2 * i], params[2 * i + 1]
-            z = F.conv2d(h, W.reshape(-1, *W.shape[2:]), b.reshape(-1), padding=1, groups=R)
-            k = W.shape[1]
-            h = self._act(z.view(B, R, k, *z.shape[2:]), 1).view_as(z)
+            zs = []
+            for j, (s, e, _) in enumerate(self.blocks):
+                W, b = per_block[2 * i][j], per_block[2 * i + 1][j]
+                zs.append(F.conv2d(hs[j], W.reshape(-1, *W.shape[2:]), b.reshape(-1), padding=1, groups=e - s))
             if cap is not None:
-                cap.z_raw.append(z), cap.h_raw.append(h)
-                cap.z.append(z.view(B, R, -1, *z.shape[2:]).transpose(0, 1))
-                cap.h.append(h.view(B, R, -1, *z.shape[2:]).transpose(0, 1))
+                zs = self._capture(zs, B, cap.z, cap.z_raw)
+            hs = [fn(z) for z, (_, _, fn) in zip(zs, self.blocks)]
+            if cap is not None:
+                hs = self._capture(hs, B, cap.h, cap.h_raw)
             if i in (1, 3):
-                h = F.max_pool2d(h, 2)
-        flat = h.view(B, R, -1).transpose(0, 1)
+                hs = [F.max_pool2d(h, 2) for h in hs]
+        flats = [h.reshape(B, e - s, -1).transpose(0, 1) for h, (s, e, _) in zip(hs, self.blocks)]
+        flat = flats[0] if len(flats) == 1 else torch.cat(flats, 0)
         W, b = params[8], params[9]
         return torch.baddbmm(b.unsqueeze(1), flat, W), cap
+
+    def _capture(self, ts, B, views, raws):
+        """Record the blocks as one run-major tensor [R, B, k, H, W] and go on from views of it (probes only)."""
+        whole = torch.cat([t.view(B, e - s, -1, *t.shape[2:]).transpose(0, 1)
+                           for t, (s, e, _) in zip(ts, self.blocks)], 0)
+        views.append(whole), raws.append(whole)
+        return [whole[s:e].transpose(0, 1).reshape(B, -1, *whole.shape[3:]) for s, e, _ in self.blocks]
 
     def per_run_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of each run: [R]. ``y`` is [B] or [R, B]."""

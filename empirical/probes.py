@@ -41,7 +41,8 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
     g_logits = grads[-1]
     R = model.R
     with torch.no_grad():
-        out["preact_q"][0] = (x.float() ** 2).mean().expand(R).clone()
+        shared = x.dim() == len(model.arch.input_shape) + 1
+        out["preact_q"][0] = (x.float() ** 2).mean().expand(R).clone() if shared else _per_run(x.float() ** 2).mean(1)
         for i in range(n_hidden + 1):
             layer = i + 1
             gw = g_params[2 * i]
@@ -55,8 +56,8 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
                 out["preact_q"][layer], out["preact_var"][layer] = _moments(z)
                 continue
             z, h = cap.z[i], cap.h[i]
-            out["grad_norm_z"][layer] = _runs_view(g_z[i], model, z).norm(dim=1)
-            out["grad_norm_h"][layer] = _runs_view(g_h[i], model, z).norm(dim=1)
+            out["grad_norm_z"][layer] = _per_run(g_z[i]).norm(dim=1)
+            out["grad_norm_h"][layer] = _per_run(g_h[i]).norm(dim=1)
             out["preact_q"][layer], out["preact_var"][layer] = _moments(z)
             if h.dim() == 3:
                 dead = (h == 0).all(dim=1)
@@ -85,25 +86,9 @@ def _spectral_norm(w: torch.Tensor) -> torch.Tensor:
     return torch.where(finite, s, torch.full_like(s, float("nan")))
 
 
-def _runs_view(g_raw: torch.Tensor, model: StackedModel, z_view: torch.Tensor) -> torch.Tensor:
-    if g_raw.dim() == 3:
-        return _per_run(g_raw)
-    B = g_raw.shape[0]
-    return g_raw.view(B, model.R, -1).transpose(0, 1).reshape(model.R, -1)
-
-
 def _saturated(model: StackedModel, z_raw: torch.Tensor, eps: float) -> torch.Tensor:
-    dim = 0 if z_raw.dim() == 3 else 1
+    """Per run: the fraction of entries of the run-major z [R, ...] with |φ′(z)| < ε."""
     with torch.enable_grad():
         zz = z_raw.detach().clone().requires_grad_(True)
-        if dim == 1:
-            B = zz.shape[0]
-            view = zz.view(B, model.R, -1)
-            hh = model._act(view, 1)
-        else:
-            hh = model._act(zz, 0)
-        (d,) = torch.autograd.grad(hh.sum(), zz)
-    small = (d.abs() < eps).float()
-    if dim == 0:
-        return _per_run(small).mean(dim=1)
-    return small.view(small.shape[0], model.R, -1).mean(dim=(0, 2))
+        (d,) = torch.autograd.grad(model.act_runs(zz).sum(), zz)
+    return _per_run((d.abs() < eps).float()).mean(dim=1)

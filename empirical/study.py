@@ -98,7 +98,8 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
     t0 = time.perf_counter()
     try:
         done = store.finished()
-        runs, tasks = plan(cfg, set(done), no_edge)
+        one_machine = executor == "local" and executor_opts.get("workers", 1) <= 1
+        runs, tasks = plan(cfg, set(done), no_edge, merge_seeds=one_machine)
         if no_edge:
             log(f"init critical: no edge of chaos at sigma_b2={cfg.sigma_b2:g} for {', '.join(sorted(no_edge))}; "
                 "those runs are left out")

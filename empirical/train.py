@@ -1,9 +1,10 @@
-"""The training engine: one group of runs (same data, model shape, seed and hyper-parameters;
-different activations and initialisations) trained as one batched program.
+"""The training engine: one program of runs (same data, model shape and hyper-parameters; different
+activations, initialisations and seeds) trained as one batched program.
 
-All runs of a group see the same batches in the same order. The optimiser acts on stacked
-parameters; Adam and SGD are elementwise, so each run is updated exactly as if it were alone.
-A run whose loss becomes NaN or Inf is marked diverged at that step; the others go on.
+Each run draws its batches from its own seed's permutation, so runs of one seed see the same batches in the
+same order and every run's batches are those it would see alone. The optimiser acts on stacked parameters;
+Adam and SGD are elementwise, so each run is updated exactly as if it were alone. A run whose loss becomes
+NaN or Inf is marked diverged at that step; the others go on.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 
 from empirical import probes
 from empirical.config import RunConfig
-from empirical.models import Arch, StackedModel, init_params, init_sigmas, torch_activation
+from empirical.models import Arch, StackedModel, conv_strategy, init_params, init_sigmas, torch_activation
 from theory import activations as registry
 
 
@@ -85,19 +86,22 @@ def make_optimizer(params: Sequence[torch.Tensor], cfg: RunConfig) -> torch.opti
 
 def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "cpu",
                 progress: Callable[[int], None] | None = None, time_activations: bool = True,
-                native: bool = True) -> list[RunRecords]:
-    """Train ``runs`` (one group) together on ``data`` (an ``empirical.data.Dataset``)."""
+                native: bool = True, conv: str = "auto") -> list[RunRecords]:
+    """Train ``runs`` (one group) together on ``data`` (an ``empirical.data.Dataset``).
+
+    ``conv`` picks TinyVGG's convolution strategy (``empirical.models.conv_strategy``); results do not depend on it.
+    """
     device = torch.device(device)
     first = runs[0]
-    keys = {r.group_key for r in runs}
+    keys = {r.program_key for r in runs}
     if len(keys) != 1:
-        raise ValueError("train_group needs runs of one group (same data, model, seed, hyper-parameters)")
+        raise ValueError("train_group needs runs of one program (same data, model, hyper-parameters)")
     ordered, acts, slices = _order(runs)
     R = len(ordered)
     act_objs = [registry.lookup(a) for a in acts]
     fns = [torch_activation(a, native=native) for a in act_objs]
     arch = Arch(first.model, tuple(data.input_shape), data.num_classes, tuple(first.widths), first.channels)
-    model = StackedModel(arch, fns, slices)
+    model = StackedModel(arch, fns, slices, conv_strategy(device, conv))
 
     x_train = data.x_train.to(device)
     y_train = data.y_train.to(device)
@@ -107,10 +111,13 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
     params = init_params(arch, [(r.activation, r.init, r.seed, r.sigma_b2, r.sigma_w2) for r in ordered], device=device)
     opt = make_optimizer(params, first)
 
-    gen = torch.Generator().manual_seed(first.seed)
+    seeds = list(dict.fromkeys(r.seed for r in ordered))
+    gens = [torch.Generator().manual_seed(seed) for seed in seeds]
+    run_seed = torch.tensor([seeds.index(r.seed) for r in ordered], device=device)
     n = len(x_train)
-    probe_idx = torch.randperm(n, generator=torch.Generator().manual_seed(first.seed + 1))[:first.probe_size]
-    x_probe, y_probe = x_train[probe_idx.to(device)], y_train[probe_idx.to(device)]
+    probe_idx = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))[:first.probe_size]
+                             for seed in seeds]).to(device)
+    x_probe, y_probe = _rows(x_train, y_train, probe_idx, run_seed)
     steps_per_epoch = math.ceil(n / first.batch_size)
     total_steps = steps_per_epoch * first.epochs
 
@@ -127,13 +134,12 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
     step = 0
     group_train_time = 0.0
     for epoch in range(1, first.epochs + 1):
-        perm = torch.randperm(n, generator=gen).to(device)
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
         losses = torch.empty(steps_per_epoch, R, device=device)
         correct = torch.zeros(R, device=device)
         t0 = time.perf_counter()
         for s in range(steps_per_epoch):
-            idx = perm[s * first.batch_size:(s + 1) * first.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
+            xb, yb = _rows(x_train, y_train, perms[:, s * first.batch_size:(s + 1) * first.batch_size], run_seed)
             logits, _ = model.forward(params, xb)
             loss_r = model.per_run_loss(logits, yb)
             opt.zero_grad(set_to_none=True)
@@ -188,6 +194,14 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
         _finish(rec, r, diverged_at[r], layer_rows, group_train_time, act_times.get(rec.config.activation),
                 R, arch, step)
     return records
+
+
+def _rows(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, run_seed: torch.Tensor):
+    """The examples ``idx`` [S, b] of each seed: [b, ...] shared when there is one seed, else [R, b, ...] per run."""
+    if len(idx) == 1:
+        return x[idx[0]], y[idx[0]]
+    per_run = idx[run_seed]
+    return x[per_run], y[per_run]
 
 
 def _num(v: float):

@@ -161,7 +161,7 @@ def test_activation_pages_carry_derived_numbers(built):
 def test_meanfield_figures(built):
     site = built["site"]
     html = _page(site, "meanfield")
-    for stem in ("meanfield-sb2-0", "meanfield-sb2-0p05"):
+    for stem in ("meanfield-sb2-0", "meanfield-sb2-0p05", "correlation-sb2-0p05"):
         assert f'src="../figures/{stem}.png"' in html
         assert (site / "figures" / f"{stem}.png").stat().st_size > 10_000
         assert (site / "figures" / f"{stem}.svg").is_file()

@@ -132,8 +132,8 @@ def _sat(s, dead, side: str) -> str:
     return f"{rate} x{side}{_fmt(t)}"
 
 
-def _smooth(k) -> str:
-    return "Cinf" if k == math.inf else "disc" if k < 0 else f"C{int(k)}"
+def _smooth(k, at_least: bool = False) -> str:
+    return "Cinf" if k == math.inf else "disc" if k < 0 else (">=" if at_least else "") + f"C{int(k)}"
 
 
 _COLS = ("activation", "f(0)", "f'(0)", "range", "argmin", "mono", "sym",
@@ -144,10 +144,11 @@ def _row(a: A.Activation, p) -> list[str]:
     return [
         _name(a), _fmt(p.f0), _fmt(p.df0), _range(p),
         _fmt(p.minimum.at, p.minimum.exact) if p.minimum else "—",
-        {"increasing": "inc", "decreasing": "dec"}.get(p.monotonic, "no"),
+        {"strictly increasing": "inc", "non-decreasing": "nondec", "strictly decreasing": "dec",
+         "non-increasing": "noninc"}.get(p.monotonic, "no"),
         {"none": "—"}.get(p.symmetry, p.symmetry),
         _fmt(p.lipschitz, p.lipschitz_exact), _at(p.lipschitz_at, p.lipschitz_attained),
-        _smooth(p.smoothness), _sat(p.saturation_left, p.dead_region, "<"), _sat(p.saturation_right, p.dead_region, ">"),
+        _smooth(p.smoothness, p.smoothness_at_least), _sat(p.saturation_left, p.dead_region, "<"), _sat(p.saturation_right, p.dead_region, ">"),
     ]
 
 
@@ -176,11 +177,19 @@ def _block(a: A.Activation, p) -> str:
         ("minimum", "—" if p.minimum is None else
          f"{_fmt(p.minimum.value, p.minimum.exact)} at x = {_fmt(p.minimum.at, p.minimum.exact)}"
          + (f"  [{sp.sstr(p.minimum.value)}]" if p.minimum.exact and p.minimum.value.has(sp.LambertW) else "")),
-        ("monotonic", p.monotonic), ("symmetry", p.symmetry), ("zero-centred", str(p.zero_centered)),
+        ("monotonic", p.monotonic),
+        ("symmetry", {"point": "point-symmetric about (0, f(0))"}.get(p.symmetry, p.symmetry)),
+        ("zero-centred", f"{'takes both signs' if p.zero_centered else 'one sign only'}; E[f(u)] = {_fmt(p.mean_output)}"
+         " (u ~ N(0,1))"),
         ("Lipschitz", f"{_fmt(p.lipschitz, p.lipschitz_exact)}"
+         + (" on " + ", ".join(f"({_fmt(a)}, {_fmt(b)})" for a, b in p.lipschitz_on) if p.lipschitz_on else "")
          + (f" = {sp.sstr(p.lipschitz)}" if p.lipschitz_exact and p.lipschitz.is_finite
             and sp.sstr(p.lipschitz) != _fmt(p.lipschitz) and len(sp.sstr(p.lipschitz)) < 60 else "") + f" at x = {_at(p.lipschitz_at, p.lipschitz_attained)}"),
-        ("smoothness", _smooth(p.smoothness)),
+        ("sup|f''|", f"{_fmt(p.curvature, p.curvature_exact)} at x = {_fmt(p.curvature_at)}"),
+        ("smoothness", _smooth(p.smoothness, p.smoothness_at_least) + (" (numeric)" if p.smoothness_at_least else "")),
+        ("TeLU paper", f"near-identity right: {p.near_identity_rate if p.near_identity_right else 'no'}; "
+         f"|f'(-3)| = {_fmt(p.grad_at_minus3)}, |f'(-5)| = {_fmt(p.grad_at_minus5)}; "
+         f"sup|f - relu| = {_fmt(p.relu_distance)}; analytic: {'yes' if p.analytic else 'no'}"),
         ("saturation", f"left: {_sat(p.saturation_left, p.dead_region, '<')}; right: {_sat(p.saturation_right, p.dead_region, '>')}"
          f" (|f'| < {p.eps:g})"),
         ("dead region", dead), ("numeric", ", ".join(p.numeric) or "—"),

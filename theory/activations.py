@@ -251,35 +251,68 @@ def lookup(spec: str) -> Activation:
 def check_domain(expr: sp.Expr, text: str = "") -> None:
     """Raise FormulaError unless ``expr`` is finite and real on the whole real line.
 
-    Two tests: sympy's singularities of each smooth piece, and evaluation on a grid that includes
-    0, ±1 and the breakpoints.
+    Two tests: sympy's singularities of each smooth piece that lie where that piece is in force
+    (``where(x < 1, x, 1 + log(x))`` is fine: log's singularity at 0 is guarded), and evaluation on
+    a grid that includes 0, ±1 and the breakpoints — in floating point, and where that overflows
+    (``sigmoid(1000*x)`` at x = −30) with 30-digit arithmetic, so overflow is not read as undefined.
     """
     import numpy as np
 
     label = text or str(expr)
-    pieces = [a for a, _ in expr.args] if isinstance(expr, sp.Piecewise) else [expr]
-    for piece in pieces:
+    pieces = [(a, c) for a, c in expr.args] if isinstance(expr, sp.Piecewise) else [(expr, sp.true)]
+    earlier = []
+    for piece, cond in pieces:
+        active = sp.And(cond, *[sp.Not(c) for c in earlier]) if earlier else cond
+        earlier.append(cond)
         if piece.has(sp.Piecewise):
             continue
         try:
-            sing = sp.singularities(piece, x, sp.S.Reals)
+            sing = _singularities(piece)
         except (NotImplementedError, TypeError, ValueError):
             continue
-        if sing not in (sp.S.EmptySet,) and not isinstance(sing, sp.ConditionSet):
-            raise FormulaError(
-                f"formula {label!r} is singular at x in {sing}; an activation must be finite on every real x")
+        if sing is None or sing in (sp.S.EmptySet,) or isinstance(sing, sp.ConditionSet):
+            continue
+        pts = list(sing) if isinstance(sing, sp.FiniteSet) else None
+        if pts is not None:
+            pts = [p for p in pts if p.is_real and any(_holds(active, p + d) for d in (0, -1e-9, 1e-9))]
+            if not pts:
+                continue
+            sing = sp.FiniteSet(*pts)
+        raise FormulaError(
+            f"formula {label!r} is singular at x in {sing}; an activation must be finite on every real x")
     grid = np.concatenate([np.linspace(-30, 30, 6001), [0.0, 1.0, -1.0], breakpoints(expr)])
     try:
         f = sp.lambdify(x, expr, modules=["scipy", "numpy"])
         with np.errstate(all="ignore"):
-            vals = np.asarray(f(grid.astype(complex)), dtype=complex) * np.ones_like(grid)
-    except Exception as exc:  # noqa: BLE001 - any failure here means the formula cannot be evaluated
-        raise FormulaError(f"formula {label!r} cannot be evaluated numerically ({type(exc).__name__})") from None
-    bad = ~np.isfinite(vals) | (np.abs(vals.imag) > 1e-9 * (1 + np.abs(vals.real)))
-    if bad.any():
-        at = grid[np.argmax(bad)]
-        raise FormulaError(
-            f"formula {label!r} is not finite and real at x = {at:g}; an activation must be defined on every real x")
+            vals = np.asarray(f(grid), dtype=float) * np.ones_like(grid)
+    except Exception:  # noqa: BLE001 - any failure here means the formula cannot be evaluated
+        raise FormulaError(f"formula {label!r} cannot be evaluated numerically") from None
+    for at in grid[~np.isfinite(vals)][:200]:
+        v = _timed_evalf(expr, float(at))
+        if v is None or not (v.is_real and v.is_finite) and not (abs(sp.im(v)) < 1e-20 and sp.re(v).is_finite):
+            raise FormulaError(
+                f"formula {label!r} is not finite and real at x = {at:g}; an activation must be defined on every real x")
+
+
+def _singularities(piece: sp.Expr):
+    return sp.singularities(piece, x, sp.S.Reals)
+
+
+def _holds(cond, point) -> bool:
+    if cond in (True, sp.true):
+        return True
+    try:
+        return bool(cond.subs(x, point))
+    except TypeError:
+        return True
+
+
+def _timed_evalf(expr: sp.Expr, at: float):
+    try:
+        v = expr.subs(x, sp.Float(at, 30)).evalf(30)
+    except Exception:  # noqa: BLE001
+        return None
+    return v if v.is_number else None
 
 
 def breakpoints(expr: sp.Expr) -> tuple[float, ...]:

@@ -35,7 +35,7 @@ from empirical.analysis.theory_bridge import theories
 __all__ = [
     "COLORS", "color_for", "save",
     "activation_frame", "meanfield_frame",
-    "activation_curves", "meanfield_curves",
+    "activation_curves", "meanfield_curves", "correlation_curves",
     "training_curves", "step_loss", "bar_by_activation", "final_accuracy_bars",
     "time_per_epoch_bars", "first_layer_grad_bars", "layer_heatmaps", "depth_profile",
     "measured_depth_profile", "predicted_depth_profile", "predicted_vs_measured", "sample_images", "make_all", "FIGURES",
@@ -211,6 +211,41 @@ def meanfield_curves(df: pd.DataFrame, out: str | Path, *,
     fig.legend(*ax_q.get_legend_handles_labels(), loc="outside right center", fontsize=8)
     if title:
         fig.suptitle(title)
+    return save(fig, out)
+
+
+def correlation_curves(xi: pd.DataFrame, cmap: pd.DataFrame, out: str | Path, *, sigma_b2: float,
+                       sigma_w2_map: float) -> list[Path]:
+    """Left: ξ_c against σ_w² (log scale; ∞ at the edge of chaos drawn at the top). Right: the
+    correlation map c ↦ M(c) at q* for σ_w² = ``sigma_w2_map``, with the diagonal (fixed points).
+
+    ``xi``: columns activation, sigma_w2, xi_c; ``cmap``: columns activation, c, c_next.
+    """
+    fig, axes = _figure(2, 1, w=8.5, h=3.4)
+    ax_x, ax_m = axes[0][0], axes[0][1]
+    top = 1e3
+    for a in activation_order(xi["activation"].unique()):
+        d = xi[xi["activation"] == a].sort_values("sigma_w2")
+        v = d["xi_c"].to_numpy(dtype=float)
+        ax_x.plot(d["sigma_w2"], np.where(np.isinf(v), top, v), color=color_for(a), lw=1.5, label=a)
+    ax_x.axhline(top, color="k", lw=0.8, ls=":")
+    ax_x.text(0.02, top * 1.1, "ξ_c = ∞ (edge of chaos, or q* = ∞)", transform=ax_x.get_yaxis_transform(),
+              fontsize=7, va="bottom")
+    ax_x.set_yscale("log")
+    ax_x.set_ylim(0.1, top * 3)
+    ax_x.set_xlabel("σ_w²")
+    ax_x.set_ylabel("ξ_c (layers)")
+    ax_x.set_title(f"correlation depth scale, σ_b² = {sigma_b2:g}")
+    for a in activation_order(cmap["activation"].unique()):
+        d = cmap[cmap["activation"] == a].sort_values("c")
+        ax_m.plot(d["c"], d["c_next"], color=color_for(a), lw=1.4, label=a)
+    ax_m.plot([-1, 1], [-1, 1], color="k", lw=0.9, ls="--")
+    ax_m.set_xlabel("c (layer l)")
+    ax_m.set_ylabel("c (layer l+1)")
+    ax_m.set_title(f"correlation map at q*, σ_w² = {sigma_w2_map:g}, σ_b² = {sigma_b2:g}")
+    for ax in (ax_x, ax_m):
+        ax.grid(alpha=0.25, which="both")
+    fig.legend(*ax_x.get_legend_handles_labels(), loc="outside right center", fontsize=8)
     return save(fig, out)
 
 

@@ -12,6 +12,8 @@ import math
 import re
 from pathlib import Path
 
+import sympy as sp
+
 from empirical.analysis import figures as plots
 from empirical.analysis.results_schema import activation_order, prediction_files, read_csv, variant_labels
 
@@ -116,20 +118,30 @@ def property_rows(p) -> list[list[str]]:
                      + dag("minimum")])
     else:
         rows.append(["minimum", "none (no interior minimum)"])
-    rows += [["monotonic", {"none": "no"}.get(p.monotonic, p.monotonic) + dag("monotonic")],
-             ["zero-centred (φ(0) = 0, takes both signs)", fmt(bool(p.zero_centered))],
-             ["symmetry", {"none": "none"}.get(p.symmetry, p.symmetry) + dag("symmetry")],
+    rows += [["monotonic", p.monotonic + dag("monotonic")],
+             ["zero-centred (takes both signs)", fmt(bool(p.zero_centered))],
+             ["mean output E[φ(u)], u ~ N(0, 1)", fmt(float(p.mean_output))],
+             ["symmetry", {"point": "point-symmetric about (0, φ(0))"}.get(p.symmetry, p.symmetry)
+              + dag("symmetry")],
              ["bounded", {(True, True): "below and above", (True, False): "below only",
                           (False, True): "above only", (False, False): "no"}[
                               (bool(p.bounded_below), bool(p.bounded_above))]]]
     where = (f"attained at {_side_x(p.lipschitz_at)}" if p.lipschitz_attained
              else f"approached as {_side_x(p.lipschitz_at).replace('x = ', 'x → ')}, not attained")
+    if p.lipschitz_on:
+        where = "attained on " + ", ".join(_interval(a, b) for a, b in p.lipschitz_on)
     rows.append(["Lipschitz constant sup |φ′|", f"{ex(p.lipschitz)}, {where}" + dag("lipschitz")])
+    curv = "∞ (φ′ jumps: φ″ has a Dirac mass)" if p.curvature == sp.oo else (
+        f"{ex(p.curvature)} at {_side_x(p.curvature_at)}")
+    rows.append(["curvature bound sup |φ″|", curv + dag("curvature")])
     k = p.smoothness
-    rows.append(["smoothness", "$C^\\infty$" if k == math.inf else f"$C^{{{int(k)}}}$" + dag("smoothness")])
+    rows.append(["smoothness", "$C^\\infty$" if k == math.inf else ("at least " if p.smoothness_at_least else "")
+                 + f"$C^{{{int(k)}}}$" + dag("smoothness")])
     for side, sat, sign in (("left", p.saturation_left, "<"), ("right", p.saturation_right, ">")):
         if not sat.saturates:
             txt = "no"
+        elif sat.rate == "dead":
+            txt = "dead: φ′ = 0 exactly"
         else:
             txt = f"yes, {sat.rate}" + dag("saturation.rate")
             if sat.threshold is not None:
@@ -138,13 +150,28 @@ def property_rows(p) -> list[list[str]]:
         rows.append([f"saturates on the {side}", txt])
     dead = ", ".join(_interval(a, b) for a, b in p.dead_region) or "none"
     rows.append(["dead region (φ′ = 0 exactly)", dead])
+    rows += telu_paper_rows(p)
     return rows
 
 
-def activation_entry(act) -> dict:
-    import sympy as sp
+def telu_paper_rows(p) -> list[list[str]]:
+    """The TeLU paper's claims (Fernandez & Mali 2024) as measured properties of φ."""
+    num = set(p.numeric)
+    dag = lambda *keys: " †" if any(k in num for k in keys) else ""  # noqa: E731
+    near = (("yes, φ(x) = x past the last breakpoint" if p.near_identity_rate == "identical"
+             else f"yes, |φ(x) − x| → 0 at an {p.near_identity_rate} rate" + dag("near_identity_rate"))
+            if p.near_identity_right else "no")
+    dist = "∞" if math.isinf(p.relu_distance) else fmt(p.relu_distance)
+    return [["near-identity on the right (φ(x) − x → 0)", near],
+            ["persistent gradient on the left |φ′(−3)|, |φ′(−5)|",
+             f"{fmt(p.grad_at_minus3)}, {fmt(p.grad_at_minus5)}"],
+            ["distance to ReLU sup |φ − max(x, 0)|", dist + dag("relu_distance")],
+            ["analytic on ℝ", "yes" if p.analytic else "no"]]
 
-    from theory.activations import x
+
+def activation_entry(act) -> dict:
+
+    from theory.activations import get, x
 
     entry = {
         "name": act.name, "label": act.label, "formula": act.formula,
@@ -164,10 +191,16 @@ def activation_entry(act) -> dict:
         entry["properties"] = _jsonable(properties.to_json(p))
         entry["property_rows"] = property_rows(p)
         entry["numeric"] = list(p.numeric)
+        if act.name == "telu":
+            entry["paper_compare"] = [[name, *[r[1] for r in telu_paper_rows(properties.derive(get(name)))],
+                                       fmt(float(properties.derive(get(name)).lipschitz))]
+                                      for name in ("telu", "silu", "gelu", "mish", "relu")]
         entry["short"] = {
             "lipschitz": fmt(float(p.lipschitz), 3), "smoothness": (
                 "$C^\\infty$" if p.smoothness == math.inf else f"$C^{{{int(p.smoothness)}}}$"),
-            "monotonic": {"none": "no"}.get(p.monotonic, p.monotonic),
+            "curvature": "∞" if p.curvature == sp.oo else fmt(float(p.curvature), 3),
+            "mean_output": fmt(float(p.mean_output), 3),
+            "monotonic": p.monotonic,
             "zero_centered": fmt(bool(p.zero_centered)),
             "saturates": ", ".join(s for s, sat in (("left", p.saturation_left), ("right", p.saturation_right))
                                    if sat.saturates) or "no",
@@ -179,9 +212,10 @@ def activation_entry(act) -> dict:
         entry["meanfield"] = None
         entry["meanfield_missing"] = f"theory.meanfield is not available ({exc})"
     else:
-        mf = {"critical": {}, "standard": []}
+        mf = {"critical": {}, "standard": [], "edges": {}}
         for sb2 in SIGMA_B2_VALUES:
             mf["critical"][repr(sb2)] = _jsonable(meanfield.critical_sigma_w2(act, sb2))
+            mf["edges"][repr(sb2)] = [e.to_json() for e in meanfield.edge_of_chaos(act, sb2)]
         points = list(STANDARD_SIGMA_W2)
         crit = _as_float(mf["critical"][repr(0.0)])
         if crit is not None:
@@ -218,7 +252,36 @@ def build_theory(out: Path) -> None:
             crit = {e["label"]: _as_float(e["meanfield"]["critical"][repr(sb2)]) for e in entries}
             plots.meanfield_curves(df, out / "meanfield" / _mf_stem(sb2), critical=crit)
             df.to_csv(out / "meanfield" / f"{_mf_stem(sb2)}.csv", index=False)
+        xi, cm = correlation_frames(acts)
+        plots.correlation_curves(xi, cm, out / "meanfield" / "correlation-sb2-0p05", sigma_b2=CORR_SIGMA_B2,
+                                 sigma_w2_map=CORR_SIGMA_W2_MAP)
+        xi.to_csv(out / "meanfield" / "correlation-xi-sb2-0p05.csv", index=False)
     (out / "theory.json").write_text(json.dumps({"activations": entries, "meanfield": meanfield_ok}, indent=1))
+
+
+CORR_SIGMA_B2 = 0.05
+CORR_SIGMA_W2_MAP = 2.5
+CORR_SIGMA_W2 = (0.5, 1.0, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0)
+
+
+def correlation_frames(acts):
+    """(ξ_c against σ_w² at σ_b² = 0.05, the correlation map at σ_w² = 2.5) from theory.meanfield."""
+    import numpy as np
+    import pandas as pd
+
+    from theory import meanfield
+
+    xi, cm = [], []
+    cs = np.linspace(-1.0, 1.0, 21)
+    for a in acts:
+        for w in CORR_SIGMA_W2:
+            xi.append({"activation": a.label, "sigma_w2": w,
+                       "xi_c": meanfield.depth_scales(a, w, CORR_SIGMA_B2)[1]})
+        q = meanfield.fixed_point(a, CORR_SIGMA_W2_MAP, CORR_SIGMA_B2)
+        for c in cs:
+            cm.append({"activation": a.label, "c": float(c),
+                       "c_next": meanfield.correlation_map(a, float(c), CORR_SIGMA_W2_MAP, CORR_SIGMA_B2, q)})
+    return pd.DataFrame(xi), pd.DataFrame(cm)
 
 
 def _mf_stem(sb2: float) -> str:
@@ -355,24 +418,77 @@ def activation_page(e: dict) -> str:
     if mf is None:
         out.append(f"!!! warning \"Not computed\"\n    {e.get('meanfield_missing', '')}\n")
     else:
-        crit = "; ".join(f"{_crit_text(v)} at σ_b² = {float(sb2):g}" for sb2, v in mf["critical"].items())
-        out.append(f"Critical σ_w² (edge of chaos, χ₁(q\\*) = 1): {crit}. "
+        crit = "; ".join(f"{edges_text(mf.get('edges', {}).get(sb2), v)} at σ_b² = {float(sb2):g}"
+                         for sb2, v in mf["critical"].items())
+        out.append(f"Edge of chaos (χ₁(q\\*) = 1, every solution with its kind): {crit}. "
                    "The table gives the fixed point q\\*, χ₁(q\\*), the depth scales and the phase at common "
                    "initialisations (σ_b² = 0; q\\* reached from q = 1). "
                    "Definitions on [Mean-field theory](../meanfield.md).\n")
         rows = [[s["init"], fmt(s["sigma_w2"]), *[fmt(_get(s["summary"], k)) for k, _ in MEANFIELD_COLUMNS]]
                 for s in mf["standard"]]
         out.append(table(["initialisation", "σ_w²", *[h for _, h in MEANFIELD_COLUMNS]], rows))
-        out.append("Depth scales as `theory.meanfield` returns them, ξ_q = −1 / log χ_q and "
-                   "ξ_c = −1 / log χ₁(q\\*): negative where χ > 1 (chaotic phase: a perturbation grows "
-                   "by a factor e every |ξ| layers), ∞ at the edge of chaos, — where undefined "
-                   "(q\\* = ∞).\n")
+        out.append("Depth scales as `theory.meanfield` returns them: ξ_q = −1 / log χ_q and "
+                   "ξ_c = −1 / log χ_c(c\\*), the slope of the correlation map at its stable fixed point "
+                   "c\\* (c\\* = 1 in the ordered phase, c\\* < 1 in the chaotic phase): positive wherever "
+                   "finite, ∞ at the edge of chaos and where q\\* = ∞ (correlations then converge only "
+                   "polynomially), — where undefined.\n")
+    if e.get("paper_compare"):
+        out.append("## The TeLU paper's claims\n")
+        out.append("Fernandez & Mali (2024) motivate TeLU by near-identity behaviour on the right, a persistent "
+                   "gradient on the left, closeness to ReLU, analyticity and a small Lipschitz constant. "
+                   "The same properties, computed by `theory.properties` for TeLU and its neighbours "
+                   "(† numeric):\n")
+        out.append(table(["activation", "near-identity on the right", "|φ′(−3)|, |φ′(−5)|",
+                          "sup |φ − ReLU|", "analytic", "Lipschitz"], e["paper_compare"]))
+        out.append(paper_verdicts(e["paper_compare"]))
     return "\n".join(out)
+
+
+def paper_verdicts(rows) -> str:
+    """Which of the TeLU paper's claims hold, and by how much, read off the comparison rows."""
+    by = {r[0]: r for r in rows}
+
+    def num(s):
+        try:
+            return float(str(s).split()[0].rstrip(",†"))
+        except ValueError:
+            return math.inf
+    grad3 = {k: num(v[2].split(",")[0]) for k, v in by.items()}
+    dist = {k: num(v[3]) for k, v in by.items()}
+    lip = {k: num(v[5]) for k, v in by.items()}
+    smooth = ("silu", "gelu", "mish")
+    best_grad = max(smooth + ("telu",), key=lambda k: grad3[k])
+    closest = min(smooth + ("telu",), key=lambda k: dist[k])
+    smallest = min(smooth + ("telu",), key=lambda k: lip[k])
+    return (f"Verdicts. Near-identity on the right: holds ({by['telu'][1]}). Persistent left gradient: "
+            f"|φ′(−3)| = {fmt(grad3['telu'])} for TeLU; the largest of TeLU, SiLU, GELU, Mish is {best_grad}. "
+            f"Analytic: {by['telu'][4]}. Closeness to ReLU: sup |φ − ReLU| = {fmt(dist['telu'])} for TeLU, "
+            f"the smallest of the four is {closest} ({fmt(dist[closest])}). Lipschitz: {fmt(lip['telu'])} "
+            f"for TeLU (> 1: not 1-Lipschitz); the smallest of the four is {smallest}.\n")
 
 
 def _crit_text(v) -> str:
     f = _as_float(v)
-    return fmt(f) if f is not None else "none in (0, 100]"
+    return fmt(f) if f is not None else "none reached"
+
+
+_EDGE_WORDS = {"critical": "critical", "critical-unstable": "critical but unstable (not reached)",
+               "q-infinity-limit": "q\\* → ∞ limit", "none": "none"}
+
+
+def edges_text(edges, crit=None) -> str:
+    """Every edge-of-chaos solution as text: σ_w² (kind, q*), e.g. "1.956 (critical, q* = 8.772)"."""
+    if not edges:
+        return _crit_text(crit)
+    parts = []
+    for e in edges:
+        if e["kind"] == "none":
+            parts.append("none")
+            continue
+        q = "∞" if e["q_star"] == "inf" else fmt(e["q_star"])
+        reached = "" if e["kind"] == "critical-unstable" or e["reached_from_q0"] else ", not reached from q = 1"
+        parts.append(f"{fmt(e['sigma_w2'])} ({_EDGE_WORDS[e['kind']]}, q\\* = {q}{reached})")
+    return "; ".join(parts)
 
 
 def activation_summary(bundle: dict) -> str:
@@ -384,10 +500,11 @@ def activation_summary(bundle: dict) -> str:
             f"[{e['label']}]({e['name']}.md)", _md_escape(e["formula"] or ""),
             sh.get("lipschitz", "—"), sh.get("smoothness", "—"), sh.get("monotonic", "—"),
             sh.get("zero_centered", "—"), sh.get("saturates", "—"), sh.get("dead", "—"),
-            _crit_text(_get(mf, "critical", repr(0.0))) if mf else "—",
+            sh.get("curvature", "—"), sh.get("mean_output", "—"),
+            edges_text(_get(mf, "edges", repr(0.0)), _get(mf, "critical", repr(0.0))) if mf else "—",
         ])
     return table(["activation", "φ(x)", "Lipschitz", "smoothness", "monotonic", "zero-centred",
-                  "saturates", "dead region", "critical σ_w² (σ_b² = 0)"], rows)
+                  "saturates", "dead region", "sup |φ″|", "E[φ(u)]", "edge of chaos σ_w² (σ_b² = 0)"], rows)
 
 
 def meanfield_figures(bundle: dict) -> str:
@@ -400,6 +517,12 @@ def meanfield_figures(bundle: dict) -> str:
                           "q = 1. Open circles: the edge of chaos χ₁(q\\*) = 1 of each activation. A gap in q\\* "
                           "means q\\* = ∞ (the variance grows without bound; χ₁ is then its limit).",
                           alt=f"mean-field curves, sigma_b2={sb2:g}"))
+    out.append(figure("figures/correlation-sb2-0p05.png",
+                      f"Left: the correlation depth scale ξ_c = −1/log χ_c(c\\*) against σ_w² at σ_b² = "
+                      f"{CORR_SIGMA_B2:g}: positive on both sides of the edge of chaos and ∞ at it (drawn at the "
+                      "dotted line; also where q\\* = ∞). Right: the correlation map c ↦ c′ at q\\* for σ_w² = "
+                      f"{CORR_SIGMA_W2_MAP:g}; its stable fixed point c\\* is where it crosses the diagonal from "
+                      "above (c\\* = 1 when ordered).", alt="correlation depth scale and correlation map"))
     return "\n".join(out)
 
 
@@ -410,10 +533,11 @@ def meanfield_table(bundle: dict) -> str:
     for e in bundle["activations"]:
         crit = e["meanfield"]["critical"]
         std = {s["init"]: s["summary"] for s in e["meanfield"]["standard"]}
+        edges = e["meanfield"].get("edges", {})
         rows.append([f"[{e['label']}](activations/{e['name']}.md)",
-                     *[_crit_text(crit[repr(sb2)]) for sb2 in SIGMA_B2_VALUES],
+                     *[edges_text(edges.get(repr(sb2)), crit[repr(sb2)]) for sb2 in SIGMA_B2_VALUES],
                      *[fmt(_get(std[lab], "chi1")) for lab, _ in STANDARD_SIGMA_W2]])
-    header = (["activation"] + [f"critical σ_w² (σ_b² = {sb2:g})" for sb2 in SIGMA_B2_VALUES]
+    header = (["activation"] + [f"edge of chaos σ_w² (σ_b² = {sb2:g})" for sb2 in SIGMA_B2_VALUES]
               + [f"χ₁(q\\*), {lab} σ_w² = {sw2:.3g}" for lab, sw2 in STANDARD_SIGMA_W2])
     return table(header, rows)
 

@@ -13,12 +13,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _cmd(out, name="f", epochs="40"):
+    """Three programs (depths 1, 2, 3) of two runs: the seeds of one data set and model would share one."""
     return [sys.executable, "-m", "empirical.run", "--name", name, "--out-dir", str(out), "--activation",
-            "relu,tanh", "--seeds", "1,2,3", "--widths", "64,64", "--epochs", epochs, "--no-progress",
+            "relu,tanh", "--seeds", "1", "--depths", "1,2,3", "--width", "64", "--epochs", epochs, "--no-progress",
             "--no-act-timing"]
 
 
-def _wait_for_parts(parts, n, proc, timeout=120):
+def _wait_for_parts(parts, n, proc, timeout=300):  # minutes on a loaded 2-core machine
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         if parts.exists() and len(list(parts.glob("*/manifest.json"))) >= n:

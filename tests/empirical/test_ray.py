@@ -69,9 +69,9 @@ def test_task_error_is_raised_as_its_own_exception(ray_session):
     from empirical.tasks import Task
 
     cfg = StudyConfig(activations=("relu",), seeds=(1, 2), epochs=1, widths=(8,))
-    mixed = Task((RunConfig(seed=1, widths=(8,), epochs=1), RunConfig(seed=2, widths=(8,), epochs=1)))
+    mixed = Task((RunConfig(seed=1, widths=(8,), epochs=1), RunConfig(seed=1, widths=(4,), epochs=1)))
     committed = []
-    with pytest.raises(ValueError, match="runs of one group") as info:
+    with pytest.raises(ValueError, match="runs of one program") as info:
         run_ray(cfg, [mixed], committed.append, progress=False)
     assert not isinstance(info.value, ray_session.exceptions.RayError)
     assert isinstance(info.value.__cause__, ray_session.exceptions.RayTaskError)  # it failed on a worker

@@ -219,12 +219,15 @@ def test_silu_minimum_is_the_lambert_w_closed_form():
 
 
 def test_minimum_only_for_non_monotone():
-    for name in ("relu", "sigmoid", "tanh", "selu", "elu", "softplus", "hardtanh", "leaky_relu"):
+    for name in ("sigmoid", "tanh", "selu", "elu", "softplus", "leaky_relu"):
         p = derive(A.get(name))
-        assert p.monotonic == "increasing" and p.minimum is None, name
+        assert p.monotonic == "strictly increasing" and p.minimum is None, name
+    for name in ("relu", "hardtanh"):                       # φ′ = 0 on a half-line / outside [−1, 1]
+        p = derive(A.get(name))
+        assert p.monotonic == "non-decreasing" and p.minimum is None, name
     for name in ("silu", "gelu", "mish", "telu"):
         p = derive(A.get(name))
-        assert p.monotonic == "none" and p.minimum is not None and float(p.minimum.value) < 0, name
+        assert p.monotonic == "not monotone" and p.minimum is not None and float(p.minimum.value) < 0, name
         assert abs(float(_np(p.derivative)(float(p.minimum.at)))) < 1e-8
 
 
@@ -260,7 +263,7 @@ def test_values_limits_range_symmetry():
     assert sig.f0 == sp.Rational(1, 2) and sig.df0 == sp.Rational(1, 4) and not sig.zero_centered
     assert sig.limits_f == (0, 1) and sig.limits_df == (0, 0)
     assert sig.range == (0, 1) and sig.range_attained == (False, False)
-    assert sig.bounded_below and sig.bounded_above and sig.symmetry == "none"
+    assert sig.bounded_below and sig.bounded_above and sig.symmetry == "point"   # σ(−x) = 1 − σ(x)
     tanh = derive(A.get("tanh"))
     assert tanh.symmetry == "odd" and tanh.zero_centered and tanh.range == (-1, 1)
     assert derive(A.get("hardtanh")).symmetry == "odd"
@@ -284,7 +287,7 @@ def test_user_softplus_matches_builtin():
 
 def test_discontinuous_formula():
     p = derive(A.register_formula("where(x<0, 0, 1)"))
-    assert p.smoothness == -1 and p.lipschitz == sp.oo and p.monotonic == "increasing"
+    assert p.smoothness == -1 and p.lipschitz == sp.oo and p.monotonic == "non-decreasing" and p.df0 is None
 
 
 def test_to_json_keys_and_infinities():

@@ -1,0 +1,35 @@
+"""``benchmarks/throughput.py --quick`` runs every family and row end to end (a smoke test: nothing is timed here)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "benchmarks", "throughput.py")
+
+
+def test_quick_benchmark_covers_every_family_and_row(tmp_path):
+    out = tmp_path / "t.json"
+    proc = subprocess.run([sys.executable, SCRIPT, "--quick", "--json", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert set(res["families"]) == {"mlp", "deep", "vgg28", "vgg32"}
+    for fam, r in res["families"].items():
+        sps = r["samples_per_s"]
+        assert set(sps) == {"a", "a1", "v", "b_cli", "b_seed", "b_one", "b_probes", "c"}, fam
+        assert all(math.isfinite(v) and v > 0 for v in sps.values()), (fam, sps)
+        assert set(r["met"]) == {"over_a1", "over_v", "of_c", "probe_overhead", "cli_vs_one"}
+        assert r["rows"]["b_one"]["peak_rss_mb"] > 0
+        assert f"== {fam}:" in proc.stdout
+    assert proc.stdout.count("met") >= 5 * 4
+
+
+def test_unknown_family_is_one_line_exit_2():
+    proc = subprocess.run([sys.executable, SCRIPT, "--family", "resnet"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert "unknown family resnet" in proc.stderr and "Traceback" not in proc.stderr
