@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -81,28 +80,67 @@ def cache_key(data_files=()) -> str:
     return h.hexdigest()[:16]
 
 
-def _cached_dir(kind: str, key: str, build) -> Path:
-    """``cache_root()/kind-key``, built by ``build(tmpdir)`` once and then reused."""
+def _cached_dir(kind: str, key: str, build, job: tuple | None = None) -> Path | None:
+    """``cache_root()/kind-key``, built by ``build(tmpdir)`` once and then reused.
+
+    Under ``mkdocs serve`` a missing entry with a ``job`` (a picklable ``(builder, args)`` for
+    ``report_pages.build_job``) is drawn in a worker process instead, and None is returned: the page is
+    served at once with a note, and the finished entry triggers a rebuild (``_trigger``).
+    """
     root = cache_root()
     final = root / f"{kind}-{key}"
     if (final / "done").is_file():
         log.debug("actlab: %s from cache %s", kind, final)
         return final
+    if _SERVE.get("on") and job is not None:
+        _submit(final, job)
+        return None
     t0 = time.perf_counter()
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=root))
-    try:
-        build(tmp)
-        (tmp / "done").write_text("ok\n")
-        if final.exists():
-            shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    from empirical.analysis.report_pages import build_into
+    build_into(final, build)
     _prune(root, kind, keep=final)
     log.info("actlab: computed %s in %.1f s (cached in %s)", kind, time.perf_counter() - t0, _display(final))
     return final
+
+
+# ---------------------------------------------------------------------------------------------
+# mkdocs serve: pages first, figures and theory in worker processes, then a rebuild.
+
+_SERVE: dict[str, Any] = {}
+
+
+def _trigger() -> Path:
+    return cache_root() / ".serve-ready"
+
+
+def _submit(final: Path, job: tuple) -> None:
+    pending = _SERVE.setdefault("pending", {})
+    if str(final) in pending:
+        return
+    if "pool" not in _SERVE:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _SERVE["pool"] = ProcessPoolExecutor(max_workers=max(1, os.cpu_count() or 1),
+                                             mp_context=multiprocessing.get_context("spawn"))
+    from empirical.analysis.report_pages import build_job
+
+    cache_root().mkdir(parents=True, exist_ok=True)
+    fut = _SERVE["pool"].submit(build_job, str(final), job[0], *job[1])
+    pending[str(final)] = fut
+
+    def done(f) -> None:
+        pending.pop(str(final), None)
+        if f.exception() is not None:
+            log.warning("actlab: drawing %s failed: %s", final.name, f.exception())
+        if not pending:
+            _trigger().write_text(str(time.time()))    # watched by the server: rebuild with the cache
+    fut.add_done_callback(done)
+    log.info("actlab: drawing %s in the background; the site reloads when it is ready", final.name)
+
+
+def pending() -> bool:
+    return bool(_SERVE.get("pending"))
 
 
 def _prune(root: Path, kind: str, keep: Path, n: int = 6) -> None:
@@ -122,7 +160,9 @@ def theory_bundle() -> tuple[Path, dict]:
 
     from empirical.analysis.report_pages import build_theory
 
-    folder = _cached_dir("theory", cache_key(), build_theory)
+    folder = _cached_dir("theory", cache_key(), build_theory, job=("theory", ()))
+    if folder is None:
+        return None, {"activations": [], "pending": True}
     return folder, json.loads((folder / "theory.json").read_text())
 
 
@@ -131,7 +171,8 @@ def study_figures(study: Path) -> Path:
     from empirical.analysis.figures import make_all
 
     files = [p for p in study.iterdir() if p.is_file() and not p.name.startswith(".")]
-    return _cached_dir(f"study-{study.name}", cache_key(files), lambda out: make_all(study, out))
+    return _cached_dir(f"study-{study.name}", cache_key(files), lambda out: make_all(study, out),
+                       job=("study", (str(study),)))
 
 
 def prediction_figures(root: Path, found: list[Path], pred) -> Path:
@@ -140,7 +181,7 @@ def prediction_figures(root: Path, found: list[Path], pred) -> Path:
     from empirical.analysis.results_schema import prediction_files
 
     return _cached_dir("predictions", cache_key(prediction_files(root, found)),
-                       lambda out: draw_prediction_figures(pred, out))
+                       lambda out: draw_prediction_figures(pred, out), job=("predictions", (pred,)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,21 +238,31 @@ def on_files(files, config, **_):
     folder, bundle = theory_bundle()
     for e in bundle["activations"]:
         add_page(f"activations/{e['name']}.md", pages.activation_page(e))
-    add_dir(folder / "figures", "activations/figures")
-    if (folder / "meanfield").is_dir():
-        add_dir(folder / "meanfield", "figures")
+    if folder is None:
+        for a in _STATE["acts"]:
+            add_page(f"activations/{a.name}.md", f"# {a.label}\n\n{pages.PENDING_NOTE}\n")
+    else:
+        add_dir(folder / "figures", "activations/figures")
+        if (folder / "meanfield").is_dir():
+            add_dir(folder / "meanfield", "figures")
 
     root, found = _STATE["root"], _STATE["studies"]
     pred = load_predictions(root, found) if root.is_dir() else None
     pred_figs = None
     if pred is not None and len(pred):
         pred_figs = prediction_figures(root, found, pred)
-        add_dir(pred_figs, "figures/predictions")
+        if pred_figs is not None:
+            add_dir(pred_figs, "figures/predictions")
+    figdirs = {}
     for s in found:
         figdir = study_figures(s)
+        if figdir is None:
+            add_page(f"experiments/{s.name}.md", pages.study_page(s, None, f"figures/{s.name}", pred))
+            continue
+        figdirs[s.name] = figdir
         add_dir(figdir, f"experiments/figures/{s.name}")
         add_page(f"experiments/{s.name}.md", pages.study_page(s, figdir, f"figures/{s.name}", pred))
-    _STATE["snippets"] = pages.snippets(bundle, root, found, pred, pred_figs)
+    _STATE["snippets"] = pages.snippets(bundle, root, found, pred, pred_figs, figdirs)
     return files
 
 
@@ -228,7 +279,21 @@ def on_page_markdown(markdown: str, page, config, files, **_):
     return MARKER.sub(sub, markdown)
 
 
+def on_startup(command, dirty=False, **_):
+    _SERVE["on"] = command == "serve" and os.environ.get("ACTLAB_SERVE_BACKGROUND", "1") != "0"
+
+
+def on_shutdown(**_):
+    pool = _SERVE.pop("pool", None)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def on_serve(server, config, builder, **_):
+    if _SERVE.get("on"):
+        cache_root().mkdir(parents=True, exist_ok=True)
+        _trigger().touch()
+        server.watch(str(_trigger()))
     for p in (REPO / "theory", REPO / "empirical" / "analysis", results_root()):
         if p.exists():
             server.watch(str(p))

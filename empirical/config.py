@@ -52,6 +52,8 @@ class RunConfig:
     normalize: bool = True
     adam_eps: float = 1e-8
     subset_seed: int | None = None
+    sharpness_every: int = 0
+    sharpness_iters: int = 20
 
     @property
     def run_id(self) -> str:
@@ -61,8 +63,6 @@ class RunConfig:
         for k, default in _LATER.items():
             if d[k] == default:
                 d.pop(k)
-        if d["sigma_w2"] is None:  # runs made before the field existed keep their ids
-            d.pop("sigma_w2")
         blob = json.dumps(d, sort_keys=True, default=list)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -85,7 +85,8 @@ class RunConfig:
         return len(self.widths) if self.model == "mlp" else 4
 
 
-_LATER = {"normalize": True, "adam_eps": 1e-8, "subset_seed": None}
+_LATER = {"sigma_w2": None, "normalize": True, "adam_eps": 1e-8, "subset_seed": None,
+          "sharpness_every": 0, "sharpness_iters": 20}
 _RUN_DEFAULTS = RunConfig()
 DEFAULT_SEEDS = (42, 451, 1, 2, 3, 4, 5, 6)
 
@@ -120,8 +121,10 @@ class StudyConfig:
     normalize: bool = _RUN_DEFAULTS.normalize
     adam_eps: float = _RUN_DEFAULTS.adam_eps
     subset_seed: int | None = _RUN_DEFAULTS.subset_seed
+    sharpness_every: int = _RUN_DEFAULTS.sharpness_every
+    sharpness_iters: int = _RUN_DEFAULTS.sharpness_iters
     device: str = "cpu"
-    out_dir: str = "results"
+    out_dir: str = "runs"
     time_activations: bool = True
     correlation: bool = False
 
@@ -217,6 +220,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         depths=(10, 20, 30, 40, 50, 75, 100, 150, 200, 250, 300), widths=(300,), seeds=(1, 2, 3),
         optimizer="sgd", lr=1e-3, batch_size=128, epochs=10, probe_every=100000, probe_size=256,
         time_activations=False, correlation=True),
+    "edge-of-stability": dict(
+        description="sharpness against 2/lr: digits, MLP 64-128-64-10, full-batch gradient descent (lr 0.5, "
+                    "so 2/lr = 4), 400 steps, the seeds' 7 activations, 2 seeds; top Hessian eigenvalue of the "
+                    "full training loss every 20 steps (Lanczos, 12 steps)",
+        name="edge-of-stability", optimizer="sgd", lr=0.5, batch_size=4096, probe_size=4096, epochs=400,
+        probe_every=100, sharpness_every=20, sharpness_iters=12, seeds=(1, 2)),
+    "telu": dict(
+        description="TeLU against its peers (Fernandez & Mali 2024): digits, MLP 64-128-64-10, Adam lr 1e-3, "
+                    "batch 128, 20 epochs, TeLU, SiLU, GELU, Mish and ReLU, 5 seeds",
+        name="telu", activations=("telu", "silu", "gelu", "mish", "relu"), seeds=(1, 2, 3, 4, 5)),
+    "edge-of-stability-adam": dict(
+        description="preconditioned sharpness against 38/lr: digits, MLP 64-128-64-10, full-batch Adam "
+                    "(lr 0.01, so 38/lr = 3800), 400 steps, the seeds' 7 activations, 2 seeds; top eigenvalue "
+                    "of P^-1 H every 20 steps (Lanczos, 12 steps)",
+        name="edge-of-stability-adam", optimizer="adam", lr=0.01, batch_size=4096, probe_size=4096, epochs=400,
+        probe_every=100, sharpness_every=20, sharpness_iters=12, seeds=(1, 2)),
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(StudyConfig)}
@@ -308,6 +327,9 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     _finite("adam_eps", cfg.adam_eps, lo=0.0)
     if not isinstance(cfg.normalize, bool):
         raise ConfigError(f"normalize must be true or false, got {cfg.normalize!r}")
+    if isinstance(cfg.sharpness_every, bool) or not isinstance(cfg.sharpness_every, int) or cfg.sharpness_every < 0:
+        raise ConfigError(f"sharpness_every must be 0 (off) or a positive integer, got {cfg.sharpness_every!r}")
+    _positive_int("sharpness_iters", cfg.sharpness_iters)
     _finite("learning rate", cfg.lr, lo=0.0)
     _finite("momentum", cfg.momentum, lo=0.0, lo_open=False, hi=1.0)
     _finite("sigma_b2", cfg.sigma_b2, lo=0.0, lo_open=False)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from theory import activations as registry
+from theory import init as init_table
 
 # ----------------------------------------------------------------------------- activations
 
@@ -68,7 +69,7 @@ def compile_expr(expr: sp.Expr) -> Callable[[torch.Tensor], torch.Tensor]:
         if fn is not None and len(e.args) == 1:
             inner = build(e.args[0])
             return lambda t: fn(inner(t))
-        raise ValueError(f"cannot compile {e.func.__name__} in {expr} to torch")
+        raise registry.FormulaError(f"cannot compile {e.func.__name__} in {expr} to torch")
 
     f = build(expr)
     return lambda t: f(t)
@@ -85,7 +86,7 @@ def _build_cond(cond, build):
     if isinstance(cond, sp.And):
         parts = [_build_cond(c, build) for c in cond.args]
         return lambda t: functools.reduce(operator.and_, (p(t) for p in parts))
-    raise ValueError(f"cannot compile condition {cond} to torch")
+    raise registry.FormulaError(f"cannot compile condition {cond} to torch")
 
 
 def torch_activation(act: registry.Activation, native: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -103,49 +104,24 @@ def torch_activation(act: registry.Activation, native: bool = True) -> Callable[
 
 def init_sigmas(init: str, act_name: str, fan_in: int, fan_out: int, sigma_b2: float,
                 sigma_w2: float | None = None) -> tuple[float, float]:
-    """(σ_w², σ_b²) of a scheme for one layer, with Var(W_ij) = σ_w²/fan_in and Var(b_i) = σ_b².
-
-    torch default (kaiming_uniform, a=√5): σ_w² = 1/3 and σ_b² = 1/(3·fan_in); He: 2, 0; Xavier (Glorot,
-    normal) and glorot_uniform (Keras' default, U(±√(6/(fan_in+fan_out))), zero biases):
-    2·fan_in/(fan_in+fan_out), 0; LeCun: 1, 0; critical: the edge of chaos σ_w²(σ_b²) from theory, σ_b²;
-    gaussian: the run's own ``sigma_w2``, σ_b².
-    """
-    if init == "gaussian":
-        if sigma_w2 is None or not sigma_w2 > 0:
-            raise ValueError(f"init 'gaussian' needs a positive sigma_w2, got {sigma_w2!r}")
-        return float(sigma_w2), sigma_b2
-    if init == "default":
-        return 1.0 / 3.0, 1.0 / (3.0 * fan_in)
-    if init == "he":
-        return 2.0, 0.0
-    if init in ("xavier", "glorot_uniform"):
-        return 2.0 * fan_in / (fan_in + fan_out), 0.0
-    if init == "lecun":
-        return 1.0, 0.0
-    if init == "critical":
-        return critical_sigma_w2(act_name, sigma_b2), sigma_b2
-    raise ValueError(f"unknown init {init!r}")
+    """(σ_w², σ_b²) of one layer, Var(W_ij) = σ_w²/fan_in, Var(b_i) = σ_b²: ``theory.init.sigmas``."""
+    return init_table.sigmas(init, fan_in, fan_out, act=act_name, sigma_b2=sigma_b2, sigma_w2=sigma_w2)
 
 
-_CRIT: dict = {}
+def layer_fans(arch: "Arch") -> list[tuple[int, int]]:
+    """(fan_in, fan_out) of every layer as the init table counts them (a 3×3 convolution: channels × 9)."""
+    return [(fi, fo) if kind == "linear" else (fi * 9, fo * 9) for kind, fi, fo in arch.layers]
 
 
-def critical_sigma_w2(act_name: str, sigma_b2: float) -> float:
-    key = (act_name, sigma_b2)
-    if key not in _CRIT:
-        from theory import meanfield
-
-        value = float(meanfield.critical_sigma_w2(registry.lookup(act_name), sigma_b2))
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(
-                f"activation '{act_name}' has no edge of chaos at sigma_b2={sigma_b2:g}; use another --init")
-        _CRIT[key] = value
-    return _CRIT[key]
+def layer_sigmas(arch: "Arch", init: str, act_name: str, sigma_b2: float,
+                 sigma_w2: float | None = None) -> list[tuple[float, float]]:
+    """(σ_w², σ_b²) of layers 1..L+1 as drawn by ``init_params``."""
+    return [init_sigmas(init, act_name, fi, fo, sigma_b2, sigma_w2) for fi, fo in layer_fans(arch)]
 
 
 def _draw(shape, init, act_name, fan_in, fan_out, sigma_b2, gen, sigma_w2=None):
     sw2, sb2 = init_sigmas(init, act_name, fan_in, fan_out, sigma_b2, sigma_w2)
-    if init == "default":
+    if init_table.canonical(init) == "default":
         bound = 1.0 / math.sqrt(fan_in)
         w = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
         b = (torch.rand(shape[:1] if len(shape) == 2 else (shape[0],), generator=gen, dtype=torch.float64) * 2 - 1) * bound

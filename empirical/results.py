@@ -211,6 +211,19 @@ class Store:
         atomic_write(sums_path, json.dumps({t: _sha(x.encode()) for t, x in texts.items()}))
         return rows
 
+    def merged_intact(self) -> bool:
+        """True iff every merged table exists with the bytes this program last wrote (.merged.json)."""
+        try:
+            with open(os.path.join(self.folder, ".merged.json")) as fh:
+                last = json.load(fh)
+            for table in TABLES:
+                with open(os.path.join(self.folder, f"{table}.csv"), "rb") as fh:
+                    if _sha(fh.read()) != last[table]:
+                        return False
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return True
+
     def read_study(self) -> dict:
         """The study.json written before (empty if none or unreadable)."""
         try:
@@ -222,6 +235,28 @@ class Store:
 
     def write_study(self, info: dict) -> None:
         atomic_write(os.path.join(self.folder, "study.json"), json.dumps(info, indent=1, sort_keys=True, default=str))
+
+
+def code_revision() -> str:
+    """The code that wrote a study: ``git:<commit>`` (``+dirty`` with uncommitted changes) in a checkout,
+    else ``actlab <version>`` of the installed package, else "unknown"."""
+    import subprocess
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return f"git:{head}" + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib import metadata
+
+    try:
+        return f"actlab {metadata.version('actlab')}"
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def environment() -> dict:

@@ -1,8 +1,10 @@
 """``python -m empirical.run``: train a study and print its summary.
 
 Settings come from, in increasing priority: the default study, ``--preset``, ``--config FILE.toml``,
-then the flags. Bad input gets one line on stderr and exit code 2; Ctrl-C saves every finished run
-and exits 130; the same command resumes.
+then the flags. Results go to ``runs/<name>/`` (git-ignored); ``--out-dir results`` writes the shipped
+folder and ``--reproduce results/NAME`` retrains a shipped study and says whether it is bit-identical.
+Bad input gets one line on stderr and exit code 2; an internal error its traceback, a request for a bug
+report and exit code 1; Ctrl-C saves every finished run and exits 130; the same command resumes.
 """
 from __future__ import annotations
 
@@ -10,12 +12,17 @@ import argparse
 import math
 import statistics
 import sys
+import traceback
 from typing import Sequence
 
 from empirical import config as C
 
+EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
+EXIT_NOT_REPRODUCED = 3
 EXIT_INTERRUPTED = 130
+BUG_REPORT = ("internal error: this is a bug in actlab, not in your input; please report it with the "
+              "traceback above and the command you ran")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read a whole study from a TOML file (keys are the long flag names with '_'; "
                         "'preset = NAME' starts from a preset); flags given here override it")
     g.add_argument("--name", help=f"study name, the results sub-folder (default: {d.name}; presets set their own)")
-    g.add_argument("--out-dir", help=f"parent folder of results (default: {d.out_dir})")
+    g.add_argument("--out-dir", help=f"parent folder of results (default: {d.out_dir}; the shipped studies "
+                                     "live in results/)")
+    g.add_argument("--reproduce", metavar="STUDY_FOLDER",
+                   help="retrain the study recorded in STUDY_FOLDER/study.json (e.g. results/default) into "
+                        "runs/reproduce/ and report whether every number is bit-identical (wall times aside); "
+                        "exit 0 if so, 3 if not; other study flags are not allowed with it")
     g.add_argument("--activation", action="append", metavar="NAME|FORMULA",
                    help="an activation name or a formula in x such as 'x*erf(x)'; repeat or comma-separate "
                         f"(default: {','.join(d.activations)})")
@@ -115,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--probe-every", type=_num(int), help=f"probe gradient flow every K steps (default: {d.probe_every})")
     g.add_argument("--probe-size", type=_num(int), help=f"examples in the fixed probe batch (default: {d.probe_size})")
     g.add_argument("--eps", type=_num(float), help=f"saturation threshold on |phi'| (default: {d.eps:g})")
+    g.add_argument("--sharpness-every", type=_num(int),
+                   help="top Hessian eigenvalue of the probe loss every K steps, by Lanczos (default: 0 = off)")
+    g.add_argument("--sharpness-iters", type=_num(int), help=f"Lanczos steps per sharpness measurement (default: {d.sharpness_iters})")
     g.add_argument("--no-act-timing", action="store_true",
                    help="skip timing each activation's own forward+backward")
     g = p.add_argument_group("execution")
@@ -131,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _FLAG_KEYS = ("name", "out_dir", "seeds", "widths", "channels", "sigma_b2", "sigma_w2s", "depths", "dataset", "data_dir", "download",
               "train_size", "optimizer", "lr", "momentum", "batch_size", "epochs", "device", "probe_every",
-              "probe_size", "eps", "adam_eps", "subset_seed", "train_sizes")
+              "probe_size", "eps", "adam_eps", "subset_seed", "train_sizes", "sharpness_every", "sharpness_iters")
 
 
 def config_from_args(args: argparse.Namespace) -> C.StudyConfig:
@@ -207,25 +222,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     from empirical.data import DataError
     from empirical.results import ResultsError
-    from empirical.study import run_study
     from theory.activations import FormulaError, UnknownActivation
 
-    bad_input = (C.ConfigError, DataError, ResultsError, FormulaError, UnknownActivation, ValueError)
-    log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    bad_input = (C.ConfigError, DataError, ResultsError, FormulaError, UnknownActivation)
     try:
-        cfg = config_from_args(args)
-        opts = {}
-        if args.executor == "ray":
-            opts = dict(address=args.ray_address, cpus_per_task=args.ray_cpus_per_task,
-                        gpus_per_task=args.ray_gpus_per_task)
-            from empirical.ray_executor import preflight as ray_preflight
-
-            ray_preflight(cfg, **opts)  # bad Ray options or no Ray: one line, nothing written
-        elif args.workers != 1:
-            if args.workers < 1:
-                raise C.ConfigError(f"--workers must be a positive integer, got {args.workers}")
-            opts = dict(workers=args.workers)
-        outcome = run_study(cfg, progress=not args.no_progress, executor=args.executor, log=log, **opts)
+        return _main(args)
     except KeyboardInterrupt:
         print("\ninterrupted: every finished run is saved; run the same command again to resume",
               file=sys.stderr)
@@ -233,9 +234,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     except bad_input as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception:  # noqa: BLE001 - anything else is a bug: show it whole
+        traceback.print_exc()
+        print(BUG_REPORT, file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _main(args: argparse.Namespace) -> int:
+    """Train (or reproduce) the study ``args`` describe and print its summary; exceptions go to ``main``."""
+    from empirical import reproduce
+    from empirical.study import run_study
+
+    log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    if args.reproduce:
+        given = [k for k in _FLAG_KEYS + ("preset", "config", "activation", "init", "model", "depth", "width")
+                 if getattr(args, k) is not None]
+        if given:
+            raise C.ConfigError(f"--reproduce takes the whole study from its study.json; drop "
+                                f"{', '.join('--' + k.replace('_', '-') for k in given)}")
+        cfg = reproduce.config_of(args.reproduce)
+        reproduce.fresh_folder(cfg)
+    else:
+        cfg = config_from_args(args)
+    opts = {}
+    if args.executor == "ray":
+        opts = dict(address=args.ray_address, cpus_per_task=args.ray_cpus_per_task,
+                    gpus_per_task=args.ray_gpus_per_task)
+        from empirical.ray_executor import preflight as ray_preflight
+
+        ray_preflight(cfg, **opts)  # bad Ray options or no Ray: one line, nothing written
+    elif args.workers != 1:
+        if args.workers < 1:
+            raise C.ConfigError(f"--workers must be a positive integer, got {args.workers}")
+        opts = dict(workers=args.workers)
+    outcome = run_study(cfg, progress=not args.no_progress, executor=args.executor, log=log, **opts)
     log(f"{outcome.trained} runs trained, {outcome.skipped} reused, in {outcome.wall_time_s:.1f} s; "
         f"results in {outcome.folder}/")
     print_summary(outcome.folder)
+    if args.reproduce:
+        result = reproduce.compare(args.reproduce, outcome.folder)
+        print(result.report(args.reproduce, outcome.folder))
+        return 0 if result.identical else EXIT_NOT_REPRODUCED
     return 0
 
 

@@ -4,6 +4,8 @@ write each task's runs atomically, merge the tables.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -14,6 +16,7 @@ from empirical.executors import run_local, run_ray
 from empirical.tasks import data_spec, load_data, plan
 from empirical.timing import METHOD
 from empirical.train import RunRecords, resolve_device
+from theory.init import critical_sigma_w2
 
 
 def preflight(cfg: StudyConfig, check_device: bool = True) -> frozenset[str]:
@@ -30,8 +33,6 @@ def preflight(cfg: StudyConfig, check_device: bool = True) -> frozenset[str]:
             break
     no_edge = set()
     if "critical" in cfg.inits:
-        from empirical.models import critical_sigma_w2
-
         for act in cfg.activations:
             try:
                 critical_sigma_w2(act, cfg.sigma_b2)
@@ -60,6 +61,13 @@ def write_samples(cfg: StudyConfig, folder: str, n_per_class: int = 2) -> None:
     results.atomic_write(os.path.join(folder, "samples.npz"), buf.getvalue())
 
 
+def data_facts(cfg: StudyConfig) -> dict:
+    """The data set as the report names it: name, train and test sizes, input shape, classes."""
+    data = load_data(data_spec(cfg, cfg.seeds[0]))
+    return {"name": cfg.dataset, "train": int(len(data.x_train)), "test": int(len(data.x_test)),
+            "input_shape": list(data.input_shape), "classes": int(data.num_classes)}
+
+
 def write_correlation(cfg: StudyConfig, folder: str, log: Callable[[str], None] = print) -> dict:
     """``correlation.csv``: c_l and q_l of input pairs through random nets at initialisation (no training),
     for the study's activations, σ_w² grid, σ_b² and seeds; returns the measurement's settings and time."""
@@ -74,6 +82,16 @@ def write_correlation(cfg: StudyConfig, folder: str, log: Callable[[str], None] 
     took = time.perf_counter() - t0
     log(f"correlation propagation at init: {len(rows)} rows in {took:.1f} s")
     return {**dataclasses.asdict(spec), "time_s": round(took, 3)}
+
+
+def _complete(folder: str, cfg: StudyConfig) -> bool:
+    """study.json says this study is complete: with nothing left to train a rerun has nothing to write."""
+    try:
+        with open(os.path.join(folder, "study.json")) as fh:
+            info = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    return info.get("status") == "complete" and info.get("config") == cfg.to_json()
 
 
 @dataclass
@@ -100,6 +118,8 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
         done = store.finished()
         one_machine = executor == "local" and executor_opts.get("workers", 1) <= 1
         runs, tasks = plan(cfg, set(done), no_edge, merge_seeds=one_machine)
+        if not tasks and store.merged_intact() and _complete(folder, cfg):
+            return Outcome(folder, runs, done, 0, len(runs), time.perf_counter() - t0)
         if no_edge:
             log(f"init critical: no edge of chaos at sigma_b2={cfg.sigma_b2:g} for {', '.join(sorted(no_edge))}; "
                 "those runs are left out")
@@ -110,11 +130,14 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
         resumed = skipped or previous.get("status") == "interrupted"
         compute = float(previous.get("compute_time_s", previous.get("wall_time_s", 0.0)) or 0.0) if resumed else 0.0
         info = {"config": cfg.to_json(), "environment": results.environment(), "status": "running",
+                "code_revision": results.code_revision(),
                 "runs": len(runs), "tasks": len(tasks),
                 "left_out": {"init=critical (no edge of chaos)": sorted(no_edge)},
                 "compute_time_s": round(compute, 3), "timing_method": METHOD}
         store.write_study(info)
         write_samples(cfg, folder)
+        info["data"] = data_facts(cfg)
+        store.write_study(info)
         order = [r.run_id for r in runs]
 
         def commit(records: Sequence[RunRecords]) -> None:

@@ -15,9 +15,10 @@ from typing import Callable, Sequence
 
 import torch
 
-from empirical import probes
-from empirical.config import RunConfig
-from empirical.models import Arch, StackedModel, conv_strategy, init_params, init_sigmas, torch_activation
+from empirical import probes, sharpness
+from empirical.config import ConfigError, RunConfig
+from empirical.models import (Arch, StackedModel, conv_strategy, init_params, init_sigmas, layer_sigmas,
+                              torch_activation)
 from theory import activations as registry
 
 
@@ -36,7 +37,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch sees no CUDA GPU; allowed here: cpu, auto")
+        raise ConfigError("device 'cuda' requested but torch sees no CUDA GPU; allowed here: cpu, auto")
     return torch.device(name)
 
 
@@ -130,7 +131,13 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
         layer_rows.append((step, epoch, {m: {l: v.detach().cpu().tolist() for l, v in d.items()}
                                          for m, d in res.items()}))
 
+    def do_sharpness(step: int, epoch: int) -> None:
+        res = sharpness.measure(model, params, x_probe, y_probe, opt, iters=first.sharpness_iters, seed=first.seed)
+        layer_rows.append((step, epoch, {m: {0: v.tolist()} for m, v in res.items()}))
+
     do_probe(0, 0)
+    if first.sharpness_every:
+        do_sharpness(0, 0)
     step = 0
     group_train_time = 0.0
     for epoch in range(1, first.epochs + 1):
@@ -154,6 +161,10 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
                     torch.cuda.synchronize()
                 pt = time.perf_counter()
                 do_probe(step, epoch)
+                t0 += time.perf_counter() - pt
+            if first.sharpness_every and step % first.sharpness_every == 0 and step != total_steps:
+                pt = time.perf_counter()
+                do_sharpness(step, epoch)
                 t0 += time.perf_counter() - pt
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -183,6 +194,8 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
         if all(d is not None for d in diverged_at):
             break
     do_probe(step, epoch)
+    if first.sharpness_every:
+        do_sharpness(step, epoch)
 
     act_times = {}
     if time_activations:
@@ -239,6 +252,9 @@ def _finish(rec: RunRecords, r: int, diverged_step, layer_rows, group_time, act_
                     continue
                 rec.layers.append({"step": step, "epoch": epoch, "layer": layer, "metric": metric,
                                    "value": _num(float(values[r]))})
+    for layer, (w2, b2) in enumerate(layer_sigmas(arch, cfg.init, cfg.activation, cfg.sigma_b2, cfg.sigma_w2), 1):
+        rec.layers += [{"step": 0, "epoch": 0, "layer": layer, "metric": "sigma_w2", "value": w2},
+                       {"step": 0, "epoch": 0, "layer": layer, "metric": "sigma_b2", "value": b2}]
     first_grad = [row["value"] for row in rec.layers if row["metric"] == "mean_abs_grad" and row["layer"] == 1]
     epochs = rec.epochs
     reach = next((e["epoch"] for e in epochs if (e["test_acc"] or 0) >= 0.9), None)

@@ -234,3 +234,35 @@ def test_python_api_config_errors_name_the_value():
         registry.get("tnah")
     with pytest.raises(ValueError, match="no parameter"):
         registry.get("relu", slope=2.0)
+
+
+def test_internal_error_prints_traceback_and_asks_for_a_bug_report(tmp_path, capsys, monkeypatch):
+    """A bug is not bad input: traceback, a bug-report line, exit 1 (a stray ValueError included)."""
+    from empirical import study
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal invariant broke")
+
+    monkeypatch.setattr(study, "run_study", broken)
+    rc = run_main(["--epochs", "1", "--seeds", "1", "--activation", "relu", "--out-dir", str(tmp_path),
+                   "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "Traceback" in err and "an internal invariant broke" in err and "please report it" in err
+
+
+def test_predict_internal_error_exit_1(tmp_path, capsys, monkeypatch):
+    from empirical.analysis import claims
+    from empirical.analysis.predict import main as predict_main
+
+    study = tmp_path / "s"
+    study.mkdir()
+    for name, header in (("runs", "run_id,activation,seed,init,sigma_w2,sigma_b2,model,widths,depth,status\n"
+                                  "a,relu,1,he,2,0,mlp,8-8,2,finished\n"),
+                         ("layers", "run_id,step,layer,metric,value\n"), ("epochs", "run_id,epoch,test_acc\n"),
+                         ("steps", "run_id,step,loss\n")):
+        (study / f"{name}.csv").write_text(header)
+    monkeypatch.setattr(claims, "predict", lambda studies: 1 / 0)
+    assert predict_main([str(study)]) == 1
+    err = capsys.readouterr().err
+    assert "ZeroDivisionError" in err and "please report it" in err

@@ -54,6 +54,7 @@ import numpy as np
 import sympy as sp
 from scipy import optimize, special
 
+from theory import init as init_table
 from theory.activations import Activation, breakpoints as _expr_breakpoints, lookup, x
 
 __all__ = [
@@ -1255,33 +1256,12 @@ def summary(act, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> MeanField
                      xi_q=xi_q, xi_c=xi_c, chi_q=cq, params=act.params, c_star=c_star, chi_c=cc, q0=q0)
 
 
-INIT_SCHEMES = ("torch_default", "he", "kaiming", "xavier", "glorot", "lecun", "critical")
+INIT_SCHEMES = init_table.SCHEMES + tuple(init_table.ALIASES)
+torch_default_sigma_b2 = init_table.torch_default_sigma_b2
 
 
 def init_sigma_w2(scheme: str, act=None, sigma_b2: float = 0.0) -> float:
-    """σ_w² (= fan_in · Var W) of a named initialisation.
-
-    - "torch_default": nn.Linear's kaiming_uniform(a=√5): W ~ U(±1/√fan_in), Var W = 1/(3 fan_in)
-      → 1/3. Its bias is U(±1/√fan_in) too: Var b = 1/(3 fan_in) (``torch_default_sigma_b2``),
-      → 0 for wide layers.
-    - "he"/"kaiming": 2 (fan_in, gain √2). "xavier"/"glorot": 2/(fan_in + fan_out)·fan_in = 1 for
-      square layers. "lecun": 1 (SELU's init).
-    - "critical": ``critical_sigma_w2(act, sigma_b2)`` (needs ``act``).
-    """
-    key = scheme.strip().lower().replace("-", "_")
-    table = {"torch_default": 1.0 / 3.0, "he": 2.0, "kaiming": 2.0, "xavier": 1.0, "glorot": 1.0,
-             "lecun": 1.0}
-    if key in table:
-        return table[key]
-    if key == "critical":
-        if act is None:
-            raise ValueError("init scheme 'critical' needs an activation")
-        return critical_sigma_w2(act, sigma_b2)
-    raise ValueError(f"unknown init scheme {scheme!r}; allowed: {', '.join(INIT_SCHEMES)}")
-
-
-def torch_default_sigma_b2(fan_in: int) -> float:
-    """Var b of PyTorch's default nn.Linear bias, U(±1/√fan_in): 1/(3·fan_in)."""
-    if fan_in < 1:
-        raise ValueError(f"fan_in must be >= 1, got {fan_in}")
-    return 1.0 / (3.0 * fan_in)
+    """σ_w² (= fan_in · Var W) of a named initialisation for a square layer, from ``theory.init``."""
+    if init_table.canonical(scheme) == "critical" and act is None:
+        raise ValueError("init scheme 'critical' needs an activation")
+    return init_table.sigmas(scheme, 1, 1, act=act, sigma_b2=sigma_b2)[0]

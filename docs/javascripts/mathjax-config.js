@@ -29,3 +29,16 @@ if (typeof document$ !== "undefined") {
     }
   });
 }
+
+// A link to a verdict row inside a collapsed block opens the block, then scrolls to the row.
+function actlabOpenTarget() {
+  const id = decodeURIComponent(location.hash.slice(1));
+  const el = id && document.getElementById(id);
+  if (!el) return;
+  for (let p = el.parentElement; p; p = p.parentElement) {
+    if (p.tagName === "DETAILS") p.open = true;
+  }
+  el.scrollIntoView();
+}
+window.addEventListener("hashchange", actlabOpenTarget);
+window.addEventListener("load", actlabOpenTarget);

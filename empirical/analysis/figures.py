@@ -61,6 +61,14 @@ _LINESTYLES = ["-", "--", ":", "-."]
 _HATCHES = ["", "//", "\\\\", "xx", "--", "++", "||"]  # line hatches only: dot hatches bloat SVGs
 
 
+DASHED = ("leaky_relu",)
+
+
+def linestyle_for(activation: str) -> str:
+    """The line style of ``activation``: dashed for Leaky ReLU (it lies on ReLU for x > 0), else solid."""
+    return "--" if canonical_activation(activation) in DASHED else "-"
+
+
 def color_for(activation: str) -> str:
     """The colour of ``activation`` (name, alias or label such as ``silu(beta=2)``).
 
@@ -160,7 +168,7 @@ def activation_curves(df: pd.DataFrame, out: str | Path, *, title: str | None = 
         sub = df[df["order"] == k]
         for a in acts:
             d = sub[sub["activation"] == a].sort_values("x")
-            ax.plot(d["x"], d["value"], color=color_for(a), lw=1.6, label=a)
+            ax.plot(d["x"], d["value"], color=color_for(a), ls=linestyle_for(a), lw=1.6, label=a)
         ax.axhline(0, color="0.7", lw=0.6, zorder=0)
         ax.axvline(0, color="0.7", lw=0.6, zorder=0)
         ax.set_title(_ORDER_LABEL.get(k, f"φ^({k})(x)"))
@@ -189,8 +197,8 @@ def meanfield_curves(df: pd.DataFrame, out: str | Path, *,
         d = df[df["activation"] == a].sort_values("sigma_w2")
         col = color_for(a)
         chi = d["chi1"].where((d["chi1"] > 0) & np.isfinite(d["chi1"]))
-        ax_c.plot(d["sigma_w2"], chi, color=col, lw=1.6, label=a)
-        ax_q.plot(d["sigma_w2"], d["q_star"].where(np.isfinite(d["q_star"])), color=col, lw=1.6, label=a)
+        ax_c.plot(d["sigma_w2"], chi, color=col, ls=linestyle_for(a), lw=1.6, label=a)
+        ax_q.plot(d["sigma_w2"], d["q_star"].where(np.isfinite(d["q_star"])), color=col, ls=linestyle_for(a), lw=1.6, label=a)
         crit = (critical or {}).get(a)
         if crit is not None and math.isfinite(float(crit)):
             ax_c.plot([crit], [1.0], marker="o", ms=6, mfc="white", mec=col, mew=1.8, zorder=5)
@@ -268,7 +276,8 @@ def _lines_by_activation(ax, df: pd.DataFrame, x: str, y: str, *, band: bool = T
             if d.empty:
                 continue
             label = a if not v else f"{a} [{v}]"
-            ax.plot(d[x], d["mean"], color=color_for(a), ls=_LINESTYLES[i % len(_LINESTYLES)], lw=lw,
+            ls = linestyle_for(a) if len(variants) == 1 else _LINESTYLES[i % len(_LINESTYLES)]
+            ax.plot(d[x], d["mean"], color=color_for(a), ls=ls, lw=lw,
                     marker=marker, ms=4, label=label if legend_labels else None)
             if band and (d["count"] > 1).any():
                 s = d["std"].fillna(0)
@@ -305,6 +314,8 @@ def training_curves(epochs: pd.DataFrame, out: str | Path, *,
     nrows = max(1, math.ceil(len(metrics) / ncols))
     fig, axes = _figure(ncols, nrows, w=4.8, h=3.3)
     flat = axes.ravel()
+    if epochs["epoch"].nunique() <= 1:
+        return []
     for i, (ax, m) in enumerate(zip(flat, metrics)):
         few = epochs["epoch"].nunique() <= 12
         _lines_by_activation(ax, epochs, "epoch", m, legend_labels=(i == 0), marker="o" if few else None)
@@ -356,7 +367,7 @@ def step_loss(steps: pd.DataFrame, out: str | Path, *, smooth: int | None = None
                  + (f" of a running mean of {smooth}" if smooth and smooth > 1 else "")
                  + f"; ×: spike ({spiked})", fontsize=8)
     ax.grid(alpha=0.25, which="both")
-    ax.legend(fontsize=7, ncols=2)
+    fig.legend(loc="outside right upper", fontsize=7)
     return save(fig, out)
 
 
@@ -478,7 +489,7 @@ def layer_heatmaps(layers: pd.DataFrame, out: str | Path, *, metric: str = "grad
     for ax in axes.ravel()[len(keys):]:
         ax.set_visible(False)
     if im is not None:
-        label = {"grad_norm_z": "‖∂L/∂z_l‖", "grad_norm_h": "‖∂L/∂h_l‖"}.get(metric, metric)
+        label = {"grad_norm_z": r"$\|\partial L/\partial z_l\|$", "grad_norm_h": r"$\|\partial L/\partial h_l\|$"}.get(metric, metric)
         fig.colorbar(im, ax=axes.ravel().tolist(), label=label, shrink=0.9)
     return save(fig, out)
 
@@ -494,7 +505,7 @@ def _layer_order(layers) -> list:
 
 def depth_profile(df: pd.DataFrame, out: str | Path, *, value: str = "value", source: str = "source",
                   layer: str = "layer", facet: str | None = None,
-                  ylabel: str = "log ‖∂L/∂z_l‖²") -> list[Path]:
+                  ylabel: str = r"$\log\,\|\partial L/\partial z_l\|^2$") -> list[Path]:
     """Measured against predicted per-layer values (e.g. log‖∂L/∂z_l‖²) against depth.
 
     ``df`` is long: one row per (activation, [facet], source, layer[, seed]); ``source`` says
@@ -685,6 +696,118 @@ def sample_images(images, labels, out: str | Path, *, class_names: Sequence[str]
 
 
 # ---------------------------------------------------------------------------------------------
+# Curvature: sharpness against the stability threshold, plateaus; per-layer fractions.
+
+def _legend_outside(fig, axes, fontsize: float) -> None:
+    """One legend for all panels, right of them (never over the data); each label once."""
+    handles: dict = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=fontsize)
+
+
+def sharpness_curves(sf: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Sharpness against step (mean over seeds, band min–max) with the optimiser's stability threshold.
+
+    ``sf``: ``claims.curvature.sharpness_frame`` (activation, seed, step, sharpness, threshold, kind, lr).
+    """
+    kinds = list(dict.fromkeys(sf["kind"]))
+    fig, axes = _figure(len(kinds), 1, w=5.6, h=3.6)
+    for ax, kind in zip(axes[0], kinds):
+        d0 = sf[sf["kind"] == kind]
+        for a in activation_order(d0["activation"].unique()):
+            st = d0[d0["activation"] == a].groupby("step")["sharpness"].agg(["mean", "min", "max"]).reset_index()
+            ax.plot(st["step"], st["mean"], color=color_for(a), ls=linestyle_for(a), lw=1.5, marker="o", ms=2.5,
+                    label=a)
+            ax.fill_between(st["step"], st["min"], st["max"], color=color_for(a), alpha=0.12, lw=0)
+        tau, lr = float(d0["threshold"].iloc[0]), float(d0["lr"].iloc[0])
+        adam = kind == "preconditioned_sharpness"
+        ax.axhline(tau, color="black", lw=1.2, ls=":", label=(f"38/η = {tau:g}" if adam else f"2/η = {tau:g}"))
+        if (d0["sharpness"].dropna() > 0).all():
+            _log_axis(ax)
+        ax.set_xlabel("step (full-batch updates)")
+        ax.set_ylabel("λ_max(P⁻¹H), Adam-preconditioned (log scale)" if adam else "λ_max(H) (log scale)")
+        ax.set_title(f"{'Adam' if adam else 'gradient descent'}, η = {lr:g}")
+        ax.grid(alpha=0.25, which="both")
+    _legend_outside(fig, axes[0], 7)
+    return save(fig, out)
+
+
+def plateau_runs(steps: pd.DataFrame, pf: pd.DataFrame, table: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Top: loss against step of the runs with a plateau, plateau spans shaded (log loss axis).
+    Bottom: steps on plateaus against the first-layer gradient norm at init, one dot per run."""
+    fig, axes = _figure(1, 2, w=7.0, h=3.0)
+    ax = axes[0][0]
+    for rid in table["run_id"].unique():
+        r = pf[pf["run_id"] == rid].iloc[0]
+        d = steps[steps["run_id"] == rid].sort_values("step")
+        ax.plot(d["step"], d["loss"], color=color_for(r["activation"]), ls=linestyle_for(r["activation"]), lw=1,
+                label=r["activation"])
+        for _, p in table[table["run_id"] == rid].iterrows():
+            ax.axvspan(p["start_step"], p["end_step"], color=color_for(r["activation"]), alpha=0.08, lw=0)
+    if (steps["loss"].dropna() > 0).all():
+        _log_axis(ax)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (log scale)")
+    ax.set_title("runs with a plateau (shaded: detected plateau)")
+    ax.grid(alpha=0.25, which="both")
+    ax = axes[1][0]
+    for a in activation_order(pf["activation"].unique()):
+        d = pf[pf["activation"] == a]
+        ax.scatter(d["grad_w1_init"], d["plateau_steps"], color=color_for(a), s=18,
+                   marker="s" if linestyle_for(a) == "--" else "o", label=a)
+    if (pf["grad_w1_init"].dropna() > 0).all():
+        ax.set_xscale("log")
+    ax.set_xlabel("‖∂L/∂W₁‖ at initialisation (log scale)")
+    ax.set_ylabel("steps on plateaus")
+    ax.grid(alpha=0.25, which="both")
+    _legend_outside(fig, axes.ravel(), 7)
+    return save(fig, out)
+
+
+def layer_fractions(layers: pd.DataFrame, runs: pd.DataFrame | None, out: str | Path, *,
+                    predicted: pd.DataFrame | None = None) -> list[Path]:
+    """Saturated and dead fraction per hidden layer at the first probe (init, solid) and the last (end,
+    dashed), mean over seeds, one panel per metric and variant; the mean-field prediction at init dotted
+    (``predicted``: activation, layer, value, optional variant)."""
+    metrics = [m for m in ("saturated_frac", "dead_frac") if (layers["metric"] == m).any()]
+    if not metrics:
+        return []
+    lay = with_variants(layers[layers["metric"].isin(metrics)], runs)
+    lay = lay.assign(variant=variant_labels(lay))
+    variants = sorted(lay["variant"].unique())
+    fig, axes = _figure(len(metrics), len(variants), w=4.6, h=3.0)
+    first = lay.groupby("run_id")["step"].transform("min")
+    last = lay.groupby("run_id")["step"].transform("max")
+    for i, v in enumerate(variants):
+        for j, m in enumerate(metrics):
+            ax = axes[i][j]
+            d0 = lay[(lay["variant"] == v) & (lay["metric"] == m)]
+            for a in activation_order(d0["activation"].unique()):
+                for when, mask, ls in (("init", first, "-"), ("end", last, "--")):
+                    d = d0[(d0["activation"] == a) & (d0["step"] == mask.loc[d0.index])]
+                    st = d.groupby("layer")["value"].mean().reset_index()
+                    ax.plot(st["layer"], st["value"], color=color_for(a), ls=ls, lw=1.4, marker="o", ms=2.5,
+                            label=f"{a} ({when})")
+                if predicted is not None and m == "saturated_frac":
+                    p = predicted[(predicted["activation"] == a)
+                                  & ((predicted["variant"] == v) if "variant" in predicted else True)]
+                    if len(p):
+                        ax.plot(p["layer"], p["value"], color=color_for(a), ls=":", lw=2.0,
+                                label=f"{a} (predicted, init)")
+            ax.set_xlabel("hidden layer l")
+            ax.set_ylabel({"saturated_frac": "saturated fraction", "dead_frac": "dead fraction"}[m])
+            ax.set_ylim(-0.02, 1.02)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if v:
+                ax.set_title(str(v), fontsize=9)
+            ax.grid(alpha=0.25)
+    _legend_outside(fig, axes.ravel(), 6)
+    return save(fig, out)
+
+
+# ---------------------------------------------------------------------------------------------
 # All figures of one study folder.
 
 # Stem → (title, caption), in the order the report shows them.
@@ -710,12 +833,28 @@ FIGURES: dict[str, tuple[str, str]] = {
                          "First-layer gradient magnitude, mean |∂L/∂W₁|, at initialisation and at the end "
                          "(log scale, geometric mean over seeds)."),
     "layer_heatmap": ("Gradient norm per layer during training",
-                      "‖∂L/∂z_l‖ per layer (rows) and probe step (columns), log colour scale, mean over seeds."),
+                      r"$\lVert\partial L/\partial z_l\rVert$ per layer (rows) and probe step (columns), "
+                      "log colour scale, mean over seeds."),
     "depth_profile": ("Gradient against depth at initialisation",
-                      "log ‖∂L/∂z_l‖² against hidden layer at the first probe (initialisation): measured "
+                      r"$\log\lVert\partial L/\partial z_l\rVert^2$ against hidden layer at the first probe "
+                      "(initialisation): measured "
                       "(solid, band ±1 std over seeds) and, for MLPs, the mean-field prediction (dashed): "
-                      "q_l iterated from q_1 = σ_w² mean(x²) + σ_b² (measured input), G_l = Σ log χ₁(q_k), "
+                      r"$q_l$ iterated from $q_1 = \sigma_w^2\,\overline{x^2} + \sigma_b^2$ (measured input), "
+                      r"$G_l = \sum_{k \ge l} \log \chi_1(q_k)$, "
                       "anchored at the last hidden layer. A measured line that stops: the gradient underflowed to 0 in float32."),
+    "layer_fractions": ("Saturated and dead units per layer",
+                        r"Per hidden layer: fraction of (unit, input) entries with $|\varphi'(z)| < \varepsilon$ (saturated) and "
+                        "fraction of units that are 0 on every probe input (dead), at initialisation (solid) and "
+                        "at the end of training (dashed), mean over seeds; dotted: the mean-field prediction "
+                        r"at initialisation, $P(|\varphi'(\sqrt{q_l}\,u)| < \varepsilon)$ at the measured $q_l$."),
+    "sharpness": ("Sharpness against the edge of stability",
+                  "Top eigenvalue of the training-loss Hessian (preconditioned by Adam's P for Adam) "
+                  "against step, mean over seeds with the min–max band (log scale); dotted: the "
+                  "optimiser's stability threshold."),
+    "plateaus": ("Plateaus of the loss",
+                 "Top: training loss (log scale) of the runs in which a plateau was detected, plateaus "
+                 "shaded. Bottom: steps spent on plateaus against the first-layer gradient norm at "
+                 "initialisation (log scale), one dot per run."),
     "predicted_vs_measured": ("Predicted against measured",
                               "Predicted against measured value for every claim; y = x dashed."),
 }
@@ -787,6 +926,32 @@ def make_all(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
             if varied.nunique() > 1:
                 prof, facet = prof.assign(variant=varied), "variant"
         out += depth_profile(prof, out_dir / "depth_profile", facet=facet)
+    if layers is not None and len(layers) and runs is not None and len(runs):
+        out += _curvature_figures(results_dir, runs, layers, steps, out_dir)
     if pred is not None and len(pred):
         out += predicted_vs_measured(pred, out_dir / "predicted_vs_measured")
+    return out
+
+
+def _curvature_figures(folder: Path, runs, layers, steps, out_dir: Path) -> list[Path]:
+    from empirical.analysis.claims.curvature import plateau_frame, sharpness_frame
+    from empirical.analysis.plateaus import plateau_table
+    from empirical.analysis.results_schema import load_study
+    from empirical.analysis.theory_bridge import predicted_saturation
+
+    from empirical.analysis.results_schema import ResultsError
+
+    out: list[Path] = []
+    try:
+        study = load_study(str(folder))
+    except ResultsError:
+        return layer_fractions(layers, runs, out_dir / "layer_fractions")
+    out += layer_fractions(layers, runs, out_dir / "layer_fractions", predicted=predicted_saturation(study))
+    sf = sharpness_frame(study)
+    if len(sf):
+        out += sharpness_curves(sf, out_dir / "sharpness")
+    if steps is not None and len(steps):
+        table = pd.DataFrame(plateau_table(steps[["run_id", "step", "loss"]]))
+        if len(table):
+            out += plateau_runs(steps, plateau_frame(study), table, out_dir / "plateaus")
     return out

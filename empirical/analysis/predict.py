@@ -6,7 +6,8 @@ into the parent of the first study folder, i.e. the results root (``results/pred
 the hypotheses compare studies, so one file covers all of them, and each row names its study.
 Prints the verdict table, the reason for every verdict other than held, the relation each claim tests,
 and the verdict counts per kind (sanity checks apart).
-Bad input: one line on stderr, exit code 2.
+Bad input (a folder that is not a study): one line on stderr, exit code 2; an internal error: its
+traceback, a request for a bug report, exit code 1.
 """
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ import argparse
 import math
 import os
 import sys
+import traceback
 from typing import Sequence
 
+EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
+BUG_REPORT = ("internal error: this is a bug in actlab, not in your results; please report it with the "
+              "traceback above and the command you ran")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ResultsError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception:  # noqa: BLE001 - anything else is a bug: show it whole
+        traceback.print_exc()
+        print(BUG_REPORT, file=sys.stderr)
+        return EXIT_INTERNAL
     if args.quiet:
         print(format_counts(df))
     else:

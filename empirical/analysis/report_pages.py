@@ -15,13 +15,17 @@ from pathlib import Path
 import sympy as sp
 
 from empirical.analysis import figures as plots
+from empirical.analysis.report_findings import figure_anchor
 from empirical.analysis.results_schema import activation_order, prediction_files, read_csv, variant_labels
+from theory import init as init_table
 
 REPO = Path(__file__).resolve().parents[2]
 SIGMA_W2_MIN, SIGMA_W2_MAX, SIGMA_W2_POINTS = 0.05, 4.0, 48
 SIGMA_B2_VALUES = (0.0, 0.05)          # one χ₁/q* figure per bias variance
-# σ_w² of common initialisations, for the mean-field table on each activation's page.
-STANDARD_SIGMA_W2 = (("PyTorch default", 1 / 3), ("LeCun / Xavier", 1.0), ("He", 2.0))
+# σ_w² of common initialisations (square layers), for the mean-field table on each activation's page.
+STANDARD_SIGMA_W2 = tuple((label, init_table.sigmas(scheme, 1, 1)[0])
+                          for label, scheme in (("PyTorch default", "default"), ("LeCun / Xavier", "xavier"),
+                                                ("He", "he")))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,8 +383,8 @@ def _get(d, *path):
 # ---------------------------------------------------------------------------------------------
 # Theory pages.
 
-MEANFIELD_COLUMNS = (("q_star", "q\\*"), ("chi1", "χ₁(q\\*)"), ("xi_q", "ξ_q (layers)"),
-                     ("xi_c", "ξ_c (layers)"), ("phase", "phase"))
+MEANFIELD_COLUMNS = (("q_star", "q\\*"), ("chi1", "χ₁(q\\*)"), ("xi_q", "$\\xi_q$ (layers)"),
+                     ("xi_c", "$\\xi_c$ (layers)"), ("phase", "phase"))
 
 
 def activation_page(e: dict) -> str:
@@ -418,17 +422,17 @@ def activation_page(e: dict) -> str:
     if mf is None:
         out.append(f"!!! warning \"Not computed\"\n    {e.get('meanfield_missing', '')}\n")
     else:
-        crit = "; ".join(f"{edges_text(mf.get('edges', {}).get(sb2), v)} at σ_b² = {float(sb2):g}"
+        crit = "; ".join(f"{edges_text(mf.get('edges', {}).get(sb2), v)} at $\\sigma_b^2$ = {float(sb2):g}"
                          for sb2, v in mf["critical"].items())
         out.append(f"Edge of chaos (χ₁(q\\*) = 1, every solution with its kind): {crit}. "
                    "The table gives the fixed point q\\*, χ₁(q\\*), the depth scales and the phase at common "
-                   "initialisations (σ_b² = 0; q\\* reached from q = 1). "
+                   "initialisations ($\\sigma_b^2$ = 0; q\\* reached from q = 1). "
                    "Definitions on [Mean-field theory](../meanfield.md).\n")
         rows = [[s["init"], fmt(s["sigma_w2"]), *[fmt(_get(s["summary"], k)) for k, _ in MEANFIELD_COLUMNS]]
                 for s in mf["standard"]]
-        out.append(table(["initialisation", "σ_w²", *[h for _, h in MEANFIELD_COLUMNS]], rows))
-        out.append("Depth scales as `theory.meanfield` returns them: ξ_q = −1 / log χ_q and "
-                   "ξ_c = −1 / log χ_c(c\\*), the slope of the correlation map at its stable fixed point "
+        out.append(table(["initialisation", "$\\sigma_w^2$", *[h for _, h in MEANFIELD_COLUMNS]], rows))
+        out.append("Depth scales as `theory.meanfield` returns them: $\\xi_q = -1/\\log\\chi_q$ and "
+                   "$\\xi_c = -1/\\log\\chi_c(c^*)$, the slope of the correlation map at its stable fixed point "
                    "c\\* (c\\* = 1 in the ordered phase, c\\* < 1 in the chaotic phase): positive wherever "
                    "finite, ∞ at the edge of chaos and where q\\* = ∞ (correlations then converge only "
                    "polynomially), — where undefined.\n")
@@ -504,7 +508,7 @@ def activation_summary(bundle: dict) -> str:
             edges_text(_get(mf, "edges", repr(0.0)), _get(mf, "critical", repr(0.0))) if mf else "—",
         ])
     return table(["activation", "φ(x)", "Lipschitz", "smoothness", "monotonic", "zero-centred",
-                  "saturates", "dead region", "sup |φ″|", "E[φ(u)]", "edge of chaos σ_w² (σ_b² = 0)"], rows)
+                  "saturates", "dead region", "sup |φ″|", "E[φ(u)]", "edge of chaos $\\sigma_w^2$ ($\\sigma_b^2$ = 0)"], rows)
 
 
 def meanfield_figures(bundle: dict) -> str:
@@ -513,14 +517,14 @@ def meanfield_figures(bundle: dict) -> str:
     out = []
     for sb2 in SIGMA_B2_VALUES:
         out.append(figure(f"figures/{_mf_stem(sb2)}.png",
-                          f"χ₁(q\\*) (left) and q\\* (right) against σ_w² at σ_b² = {sb2:g}, q\\* reached from "
+                          f"χ₁(q\\*) (left) and q\\* (right) against $\\sigma_w^2$ at $\\sigma_b^2$ = {sb2:g}, q\\* reached from "
                           "q = 1. Open circles: the edge of chaos χ₁(q\\*) = 1 of each activation. A gap in q\\* "
                           "means q\\* = ∞ (the variance grows without bound; χ₁ is then its limit).",
                           alt=f"mean-field curves, sigma_b2={sb2:g}"))
     out.append(figure("figures/correlation-sb2-0p05.png",
-                      f"Left: the correlation depth scale ξ_c = −1/log χ_c(c\\*) against σ_w² at σ_b² = "
+                      f"Left: the correlation depth scale $\\xi_c$ = −1/log $\\chi_c$(c\\*) against $\\sigma_w^2$ at $\\sigma_b^2$ = "
                       f"{CORR_SIGMA_B2:g}: positive on both sides of the edge of chaos and ∞ at it (drawn at the "
-                      "dotted line; also where q\\* = ∞). Right: the correlation map c ↦ c′ at q\\* for σ_w² = "
+                      "dotted line; also where q\\* = ∞). Right: the correlation map c ↦ c′ at q\\* for $\\sigma_w^2$ = "
                       f"{CORR_SIGMA_W2_MAP:g}; its stable fixed point c\\* is where it crosses the diagonal from "
                       "above (c\\* = 1 when ordered).", alt="correlation depth scale and correlation map"))
     return "\n".join(out)
@@ -537,8 +541,8 @@ def meanfield_table(bundle: dict) -> str:
         rows.append([f"[{e['label']}](activations/{e['name']}.md)",
                      *[edges_text(edges.get(repr(sb2)), crit[repr(sb2)]) for sb2 in SIGMA_B2_VALUES],
                      *[fmt(_get(std[lab], "chi1")) for lab, _ in STANDARD_SIGMA_W2]])
-    header = (["activation"] + [f"edge of chaos σ_w² (σ_b² = {sb2:g})" for sb2 in SIGMA_B2_VALUES]
-              + [f"χ₁(q\\*), {lab} σ_w² = {sw2:.3g}" for lab, sw2 in STANDARD_SIGMA_W2])
+    header = (["activation"] + [f"edge of chaos $\\sigma_w^2$ ($\\sigma_b^2$ = {sb2:g})" for sb2 in SIGMA_B2_VALUES]
+              + [f"χ₁(q\\*), {lab} $\\sigma_w^2$ = {sw2:.3g}" for lab, sw2 in STANDARD_SIGMA_W2])
     return table(header, rows)
 
 
@@ -557,13 +561,100 @@ def _config_rows(study_json: dict) -> list[list[str]]:
     return rows
 
 
-def study_page(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
+DATA_NAMES = {"digits": "scikit-learn digits", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST",
+              "cifar10": "CIFAR-10", "mnist1d": "MNIST-1D"}
+
+
+def data_line(info: dict) -> str:
+    """'scikit-learn digits, 1348 train / 449 test, input 1×8×8, 10 classes' from study.json."""
+    cfg = info.get("config", {}) if isinstance(info, dict) else {}
+    d = info.get("data") if isinstance(info.get("data"), dict) else {}
+    name = DATA_NAMES.get(str(d.get("name", cfg.get("dataset", ""))), str(d.get("name", cfg.get("dataset", "?"))))
+    parts = [name]
+    if d.get("train") is not None:
+        parts.append(f"{d['train']} train / {d.get('test', '?')} test examples")
+    elif cfg.get("train_size"):
+        parts.append(f"{cfg['train_size']} training examples")
+    if d.get("input_shape"):
+        parts.append("input " + "×".join(map(str, d["input_shape"])))
+    if d.get("classes"):
+        parts.append(f"{d['classes']} classes")
+    return ", ".join(parts)
+
+
+def protocol_line(info: dict) -> str:
+    """The study's data set and protocol in one sentence (the first line of its page)."""
+    cfg = info.get("config", {}) if isinstance(info, dict) else {}
+    models = cfg.get("models") or ["mlp"]
+    arch = []
+    for m in models:
+        if m == "mlp":
+            ws = cfg.get("widths") or []
+            if ws and len(set(ws)) == 1 and len(ws) > 3:
+                arch.append(f"MLP {len(ws)} × {ws[0]}")
+            else:
+                arch.append("MLP " + "-".join(map(str, ws)))
+        else:
+            arch.append(f"TinyVGG ({cfg.get('channels', '?')} channels)")
+    opt = str(cfg.get("optimizer", "adam"))
+    opt = {"adam": "Adam", "sgd": "SGD"}.get(opt, opt)
+    batch = cfg.get("batch_size")
+    train = (info.get("data") or {}).get("train") if isinstance(info.get("data"), dict) else None
+    batch_txt = "full batch" if batch and train and batch >= train else f"batch {batch}"
+    seeds = cfg.get("seeds") or []
+    acts = cfg.get("activations") or []
+    inits = cfg.get("inits") or []
+    return (f"**Data:** {data_line(info)}. **Protocol:** {' and '.join(arch)}, {opt} (lr {cfg.get('lr')}), "
+            f"{batch_txt}, {cfg.get('epochs')} epoch{'s' if cfg.get('epochs') != 1 else ''}, "
+            f"{len(acts)} activations × {len(inits)} init{'s' if len(inits) != 1 else ''} "
+            f"({', '.join(map(str, inits))}) × {len(seeds)} seed{'s' if len(seeds) != 1 else ''}.")
+
+
+PENDING_NOTE = ('!!! note "Being computed"\n    `mkdocs serve` is drawing this page\'s figures and numbers in the '
+                'background (first run on a fresh clone); the page reloads by itself when they are ready.')
+
+
+def build_into(final: Path, draw) -> None:
+    """Run ``draw(tmp)`` in a temporary sibling of ``final``, write ``done``, rename to ``final``: a
+    half-drawn cache entry is never used."""
+    import os
+    import shutil
+    import tempfile
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        draw(tmp)
+        (tmp / "done").write_text("ok\n")
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+BUILDERS = {"theory": lambda out: build_theory(out),
+            "study": lambda out, folder: plots.make_all(Path(folder), out),
+            "predictions": lambda out, pred: draw_prediction_figures(pred, out)}
+
+
+def build_job(final: str, builder: str, *args) -> None:
+    """Draw one cache entry into ``final`` (in a worker process of ``mkdocs serve``)."""
+    if not (Path(final) / "done").is_file():
+        build_into(Path(final), lambda out: BUILDERS[builder](out, *args))
+
+
+def study_page(study: Path, figdir: Path | None, rel_root: str, pred=None) -> str:
     """The page of one study folder: facts, configuration, summary per activation, figures, verdict counts."""
     name = study.name
-    out = ["---\nhide:\n  - toc\n---\n", f"# Study `{name}`\n", f"Results folder: `{display(study)}`.\n"]
     info = {}
     if (study / "study.json").is_file():
         info = json.loads((study / "study.json").read_text())
+    out = ["---\nhide:\n  - toc\n---\n", f"# Study `{name}`\n"]
+    if info:
+        out.append(protocol_line(info) + "\n")
+    out.append(f"Results folder: `{display(study)}`.\n")
     if info:
         facts = []
         if info.get("status"):
@@ -606,11 +697,14 @@ def study_page(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
         out.append("Mean ± standard deviation over seeds of finished runs; diverged runs are counted.\n")
         out.append(_runs_summary(runs))
     figs = [(stem, t) for stem, t in plots.FIGURES.items()
-            if stem != "predicted_vs_measured" and (figdir / f"{stem}.png").is_file()]
-    if figs:
+            if figdir is not None and stem != "predicted_vs_measured" and (figdir / f"{stem}.png").is_file()]
+    if figdir is None:
+        out.append("## Figures\n")
+        out.append(PENDING_NOTE + "\n")
+    elif figs:
         out.append("## Figures\n")
         for stem, (title, cap) in figs:
-            out.append(f"### {title}\n")
+            out.append(f"### {title} {{ #{figure_anchor(stem)} }}\n")
             out.append(figure(f"{rel_root}/{stem}.png", cap, alt=f"{name}: {title}"))
     else:
         out.append("No figures: the study folder holds none of runs.csv, epochs.csv, steps.csv, layers.csv.\n")
@@ -718,6 +812,10 @@ def predictions_md(pred, figdir: Path | None, study_order: list[str]) -> str:
         out.append(f"## Study `{study}` {{ #{_anchor(study)} }}\n")
         if "kind" in d.columns:
             out.append(verdict_counts_md(d))
+        from empirical.analysis.report_findings import verdict_matrix
+        out.append("One cell per claim and activation (✓ held, ✗ failed, ? inconclusive, – not applicable; a "
+                   "count when several settings were checked); click a cell for its rows below.\n")
+        out.append(verdict_matrix(pred, study))
         kinds = list(dict.fromkeys(d["kind"])) if "kind" in d.columns else [None]
         for kind in sorted(kinds, key=lambda k: list(KIND_TITLES).index(k) if k in KIND_TITLES else 9):
             dk = d if kind is None else d[d["kind"] == kind]
@@ -727,8 +825,9 @@ def predictions_md(pred, figdir: Path | None, study_order: list[str]) -> str:
                 c2 = dc["verdict"].value_counts() if "verdict" in dc.columns else {}
                 tally = ", ".join(f"{int(c2.get(k, 0))} {k}" for k in VERDICT_ORDER if c2.get(k, 0))
                 rel = dc["relation"].iloc[0] if "relation" in dc.columns else ""
-                out.append(f"**`{_md_escape(str(claim))}`** ({tally}). Relation: {_md_escape(fmt(rel))}\n")
-                out.append(_prediction_table(dc))
+                body = f"Relation: {_md_escape(fmt(rel))}\n\n" + _prediction_table(dc)
+                out.append(f'??? note "{_md_escape(str(claim))} ({tally})"\n\n'
+                           + "".join("    " + line + "\n" for line in body.splitlines()))
         png = figdir / f"{_safe(study)}.png" if figdir is not None else None
         if png is not None and png.is_file():
             out.append(figure(f"figures/predictions/{png.name}",
@@ -752,15 +851,18 @@ def _num(v) -> float:
 
 
 def _prediction_table(d) -> str:
+    from empirical.analysis.report_findings import row_anchor
+
     rows = []
-    for _, r in d.iterrows():
+    for idx, r in d.iterrows():
         meas = fmt(r.get("measured"))
         lo, hi = _num(r.get("lo")), _num(r.get("hi"))
         if meas != "—" and math.isfinite(lo) and math.isfinite(hi):
             meas += f" [{fmt(lo, 3)}, {fmt(hi, 3)}]"
         n = _num(r.get("n"))
         pa = _num(r.get("p_adjusted"))
-        rows.append([_md_escape(str(r.get("activation", ""))),
+        rows.append([f'<span id="{row_anchor(r.get("study", ""), idx)}"></span>'
+                     + _md_escape(str(r.get("activation", ""))),
                      fmt(r.get("setting")), fmt(r.get("predicted")), meas, fmt(r.get("tolerance")),
                      str(int(n)) if math.isfinite(n) and n > 0 else "—", fmt(pa, 3) if math.isfinite(pa) else "—",
                      _verdict(r.get("verdict")), _md_escape(fmt(r.get("reason", r.get("detail")))),
@@ -784,7 +886,8 @@ def display(p: Path) -> str:
         return str(p)
 
 
-def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs: Path | None) -> dict[str, str]:
+def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs: Path | None,
+             study_figs: dict | None = None) -> dict[str, str]:
     """The generated pieces hand-written pages pull in with ``<!-- actlab:NAME -->``, by NAME."""
     where = f"`{display(root)}`"
     if not root.is_dir():
@@ -822,6 +925,7 @@ def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs:
         "studies": studies_md,
         "predictions": pred_md,
         "results_root": where,
+        **reading_snippets(bundle, root, found, pred, study_figs or {}),
         "trainability": _trainability_overview(found),
     }
 
@@ -829,6 +933,28 @@ def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs:
 def _trainability_overview(found) -> str:
     from empirical.analysis.trainability_report import overview
     return overview(found)
+
+
+def reading_snippets(bundle: dict, root: Path, found: list[Path], pred, study_figs: dict) -> dict[str, str]:
+    """Findings, recommendations and the convergence page's generated parts."""
+    from empirical.analysis import report_findings as rf
+
+    found_f = rf.findings(pred, root, study_figs)
+    return {
+        "findings": rf.findings_md(found_f),
+        "recommendations": rf.recommendations_md(pred, found_f),
+        "curvature_table": rf.curvature_table(bundle),
+        "sharpness": rf.sharpness_md(pred, found, study_figs),
+        "plateaus": rf.plateaus_md(pred, found, study_figs),
+        "telu_claims": rf.telu_claims_md(bundle, root, found),
+        "experiments_data": table(["study", "data", "protocol"], [
+            [f"[{s.name}]({s.name}.md)", data_line(_info(s)), protocol_line(_info(s)).split("**Protocol:** ")[-1]]
+            for s in found if (s / "study.json").is_file()]),
+    }
+
+
+def _info(study: Path) -> dict:
+    return json.loads((study / "study.json").read_text())
 
 
 def _count_runs(s: Path) -> str:

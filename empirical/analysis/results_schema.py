@@ -3,6 +3,8 @@
 A study folder (written by ``empirical.run``) holds runs.csv (one row per run), layers.csv (tidy probes:
 run_id, step, layer, metric, value), epochs.csv, steps.csv, study.json and optionally samples.npz and
 predictions.csv. Layer ids: 0 = the input, 1..depth = hidden layers, depth + 1 = the output layer.
+layers.csv also records, at step 0, each layer's drawn ``sigma_w2`` and ``sigma_b2`` (metric names) from
+``theory.init``: Var W_ij = σ_w²/fan_in, Var b_i = σ_b².
 """
 from __future__ import annotations
 

@@ -99,6 +99,6 @@ def format_text(rows: list[dict]) -> str:
 def format_markdown(rows: list[dict]) -> str:
     """Markdown table for a study page."""
     esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-    out = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    out = ["| " + " | ".join(esc(h) for h in HEAD) + " |", "|" + "---|" * len(HEAD)]
     out += ["| " + " | ".join(esc(c) for c in _cells(r)) + " |" for r in rows]
     return "\n".join(out) + "\n"

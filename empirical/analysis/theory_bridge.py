@@ -24,12 +24,9 @@ from scipy import optimize, special
 
 from empirical.analysis.results_schema import Study, at_probe, layer_values
 
-__all__ = ["INPUT_DIM", "RunTheory", "run_theory", "theories", "cumulative", "small_derivative_set",
+__all__ = ["RunTheory", "run_theory", "theories", "cumulative", "small_derivative_set",
            "saturation_probability", "lipschitz_constant", "zero_on_interval", "symmetry", "q_star", "chi1",
-           "layer_sigmas", "study_theories"]
-
-INPUT_DIM = {"digits": 64, "mnist": 784, "fashion-mnist": 784, "cifar10": 3072, "mnist1d": 40}
-
+           "layer_sigmas", "study_theories", "predicted_saturation"]
 
 def _act(name: str):
     from theory.activations import lookup
@@ -146,21 +143,24 @@ def cumulative(logchi: np.ndarray) -> np.ndarray:
 
 
 
-def _input_sigma_b2(run) -> float:
-    """σ_b² of the first layer: PyTorch's default init has Var b = 1/(3·fan_in), fan_in = input size."""
-    if str(run["init"]) == "default" and str(run.get("dataset")) in INPUT_DIM:
-        return 1.0 / (3.0 * INPUT_DIM[str(run["dataset"])])
-    return float(run["sigma_b2"])
+def layer_sigmas(run, drawn: pd.Series | None = None, drawn_b: pd.Series | None = None
+                 ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(σ_w², σ_b²) of layers 1..depth+1 of an MLP run as drawn; None if unknown.
 
-
-def layer_sigmas(run) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    """(σ_w², σ_b²) of layers 1..depth+1 of an MLP run as drawn; None if runs.csv lacks them."""
+    ``drawn``/``drawn_b``: layers.csv's ``sigma_w2``/``sigma_b2`` by layer (the engine records every layer's).
+    Folders written before that have only runs.csv's σ_w², σ_b² (of layer 2), used for every layer.
+    """
     depth = pd.to_numeric(run.get("depth"), errors="coerce")
-    w, b = (pd.to_numeric(run.get(k), errors="coerce") for k in ("sigma_w2", "sigma_b2"))
-    if not (np.isfinite(depth) and np.isfinite(w) and np.isfinite(b)) or int(depth) < 1:
+    if not np.isfinite(depth) or int(depth) < 1:
         return None
     n = int(depth) + 1
-    return (float(w),) * n, (_input_sigma_b2(run),) + (float(b),) * (n - 1)
+    if drawn is not None and drawn_b is not None and all(l in drawn.index and l in drawn_b.index
+                                                         for l in range(1, n + 1)):
+        return (tuple(float(drawn[l]) for l in range(1, n + 1)), tuple(float(drawn_b[l]) for l in range(1, n + 1)))
+    w, b = (pd.to_numeric(run.get(k), errors="coerce") for k in ("sigma_w2", "sigma_b2"))
+    if not (np.isfinite(w) and np.isfinite(b)):
+        return None
+    return (float(w),) * n, (float(b),) * n
 
 
 @dataclass(frozen=True)
@@ -212,11 +212,13 @@ def _theory(act: str, sw2: tuple[float, ...], sb2: tuple[float, ...], mean_x2: f
                      tuple(float(v) for v in g))
 
 
-def run_theory(run, mean_x2: float) -> RunTheory | None:
-    """The theory of one runs.csv row given its measured input mean(x²); None for non-MLPs or missing σ."""
+def run_theory(run, mean_x2: float, drawn: pd.Series | None = None,
+               drawn_b: pd.Series | None = None) -> RunTheory | None:
+    """The theory of one runs.csv row given its measured input mean(x²) and drawn σ's (``layer_sigmas``);
+    None for non-MLPs or unknown σ."""
     if str(run.get("model", "mlp")) != "mlp" or not (np.isfinite(mean_x2) and mean_x2 >= 0):
         return None
-    sig = layer_sigmas(run)
+    sig = layer_sigmas(run, drawn, drawn_b)
     if sig is None:
         return None
     return _theory(str(run["activation"]), sig[0], sig[1], float(mean_x2))
@@ -227,13 +229,14 @@ _STUDY_CACHE: "weakref.WeakKeyDictionary[Study, dict]" = weakref.WeakKeyDictiona
 
 def theories(runs: pd.DataFrame, layers: pd.DataFrame) -> dict:
     """run_id → ``RunTheory`` for every MLP run whose first probe has the input's mean(x²) (preact_q, layer 0)."""
-    q0 = at_probe(layers, "preact_q", "first") if len(layers) else layers
+    first = {m: at_probe(layers, m) if len(layers) else layers for m in ("preact_q", "sigma_w2", "sigma_b2")}
     out = {}
     for _, r in runs.iterrows():
-        q = layer_values(q0, r["run_id"]) if len(q0) else pd.Series(dtype=float)
-        if 0 not in q.index:
+        q, w, b = (layer_values(first[m], r["run_id"]) if len(first[m]) else None
+                   for m in ("preact_q", "sigma_w2", "sigma_b2"))
+        if q is None or 0 not in q.index:
             continue
-        t = run_theory(r, float(q[0]))
+        t = run_theory(r, float(q[0]), w, b)
         if t is not None:
             out[r["run_id"]] = t
     return out
@@ -244,3 +247,26 @@ def study_theories(study: Study) -> dict:
     if study not in _STUDY_CACHE:
         _STUDY_CACHE[study] = theories(study.runs, study.layers)
     return _STUDY_CACHE[study]
+
+
+def predicted_saturation(study: Study) -> pd.DataFrame:
+    """The mean-field saturated fraction at initialisation per hidden layer, P(|φ′(√q_l u)| < ε) at each
+    run's measured q_l (first probe), averaged over seeds: activation, variant, layer, value."""
+    from empirical.analysis.results_schema import variant_labels
+
+    lay, runs = study.layers, study.runs
+    q = at_probe(lay, "preact_q", "first")
+    if not len(q) or "eps" not in runs.columns:
+        return pd.DataFrame(columns=["activation", "variant", "layer", "value"])
+    info = runs.assign(variant=variant_labels(runs)).set_index("run_id")
+    depth = info["depth"]
+    rows = []
+    for _, r in q.iterrows():
+        rid, layer = r["run_id"], int(r["layer"])
+        if rid not in info.index or not 1 <= layer <= int(depth.loc[rid]):
+            continue
+        act = info.loc[rid, "activation"]
+        rows.append({"activation": act, "variant": info.loc[rid, "variant"], "layer": layer,
+                     "value": saturation_probability(act, float(r["value"]), float(info.loc[rid, "eps"]))})
+    out = pd.DataFrame(rows, columns=["activation", "variant", "layer", "value"])
+    return out.groupby(["activation", "variant", "layer"], as_index=False)["value"].mean()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -260,3 +261,22 @@ def test_hand_edited_table_is_kept_and_rebuilt(tmp_path):
     assert any("changed since this program wrote it" in m for m in messages)
     assert open(runs_csv).read() == original
     assert open(runs_csv + ".edited").read() == original[: len(original) // 2]
+
+
+def test_drawn_weights_follow_the_init_table_per_layer():
+    """Unequal widths: every layer's sample Var(W)·fan_in and Var(b) match theory.init (Xavier differs per layer)."""
+    from empirical.models import Arch, init_params, layer_sigmas
+    from theory import init as init_table
+
+    arch = Arch("mlp", (400,), 10, widths=(800, 100, 300))
+    for scheme in ("xavier", "default", "critical"):
+        params = init_params(arch, [("tanh", scheme, 3, 0.05)], dtype=torch.float64)
+        table = layer_sigmas(arch, scheme, "tanh", 0.05)
+        for l, (kind, fi, fo) in enumerate(arch.layers):
+            w, b = params[2 * l][0].detach(), params[2 * l + 1][0].detach()
+            sw2, sb2 = init_table.sigmas(scheme, fi, fo, act="tanh", sigma_b2=0.05)
+            assert table[l] == (sw2, sb2)
+            n = w.numel()
+            assert float(w.var()) * fi == pytest.approx(sw2, rel=6 / math.sqrt(n))
+            if sb2 > 0:
+                assert float(b.var()) == pytest.approx(sb2, rel=6 / math.sqrt(len(b)) + 0.05)

@@ -11,7 +11,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-FIXTURE = REPO / "tests" / "fixtures" / "results" / "tiny"
 
 from empirical.analysis import figures as plots  # noqa: E402
 from empirical.analysis.results_schema import ACTIVATION_ORDER  # noqa: E402
@@ -52,23 +51,50 @@ def test_activation_and_meanfield_figures(tmp_path):
     _ok(plots.meanfield_curves(mf, tmp_path / "mf", critical={"relu": 2.0, "tanh": float("nan")}), "mf")
 
 
-def test_make_all_on_fixture(tmp_path):
-    paths = plots.make_all(FIXTURE, tmp_path)
+def test_make_all_on_a_real_study(tmp_path, real_results):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    paths = plots.make_all(real_results, tmp_path)
+    assert plt.get_fignums() == before                  # no pyplot state left behind
     stems = sorted({p.stem for p in paths})
-    assert stems == sorted(plots.FIGURES)
-    for stem in stems:
-        _ok([tmp_path / f"{stem}.png", tmp_path / f"{stem}.svg"], stem)
+    # the tiny study records no sharpness, and its short curves may have no plateau
+    assert sorted(set(plots.FIGURES) - {"sharpness", "plateaus"}) <= stems <= sorted(plots.FIGURES)
+    for p in paths:
+        _ok([p.with_suffix(".png"), p.with_suffix(".svg")], p.stem)
 
 
-def test_make_all_draws_only_what_the_files_allow(tmp_path):
+def test_make_all_draws_only_what_the_files_allow(tmp_path, real_results):
     study = tmp_path / "study"
     study.mkdir()
-    shutil.copy(FIXTURE / "runs.csv", study / "runs.csv")
+    shutil.copy(real_results / "tiny" / "runs.csv", study / "runs.csv")
     stems = {p.stem for p in plots.make_all(study, tmp_path / "out")}
     assert stems == {"final_accuracy", "time_per_epoch", "first_layer_grad"}
     # a folder of study folders: one sub-folder of figures per study
     paths = plots.make_all(tmp_path, tmp_path / "all")
     assert paths and all(p.parent == tmp_path / "all" / "study" for p in paths)
+
+
+def test_depth_profiles_of_a_real_study(real_results):
+    """Measured: log‖∂L/∂z_l‖² of hidden layers 1..L at the first probe; predicted: the same G_l the
+    gradient-flow claim fits (one theory for claims and figures), anchored at the last hidden layer."""
+    from empirical.analysis.claims import gradient_flow
+    from empirical.analysis.results_schema import load_study
+    from empirical.analysis.verdicts import slope
+
+    st = load_study(str(real_results / "tiny"))
+    measured = plots.measured_depth_profile(st.layers, st.runs)
+    assert set(measured["source"]) == {"measured"} and sorted(measured["layer"].unique()) == [1, 2, 3, 4, 5, 6]
+    raw = st.layers[(st.layers.metric == "grad_norm_z") & (st.layers.step == 0) & (st.layers.layer == 3)].iloc[0]
+    got = measured[(measured.run_id == raw.run_id) & (measured.layer == 3)]
+    assert got["value"].iloc[0] == pytest.approx(np.log(raw.value ** 2))
+    pred = plots.predicted_depth_profile(st.runs, st.layers)
+    assert set(pred["run_id"]) == set(st.runs["run_id"])
+    claims = {r.activation: r.predicted for r in gradient_flow(st) if r.claim == "grad_slope_layerwise"}
+    fit = list(range(2, 5))
+    for act, d in pred.groupby("activation"):
+        slopes = [-slope(fit, g.set_index("layer")["value"].loc[fit].tolist()) for _, g in d.groupby("run_id")]
+        assert float(np.mean(slopes)) == pytest.approx(claims[act], rel=1e-9, abs=1e-12)
 
 
 def test_depth_profile_general_input(tmp_path):
@@ -79,12 +105,6 @@ def test_depth_profile_general_input(tmp_path):
                 rows.append(dict(activation="tanh", source=src, layer=layer, seed=seed, init="he",
                                  value=slope * (4 - layer) + 0.01 * seed))
     _ok(plots.depth_profile(pd.DataFrame(rows), tmp_path / "dp", facet="init"), "dp")
-    measured = plots.measured_depth_profile(pd.read_csv(FIXTURE / "layers.csv"))
-    assert set(measured["source"]) == {"measured"} and sorted(measured["layer"].unique()) == [0, 1, 2]
-    raw = pd.read_csv(FIXTURE / "layers.csv")
-    one = raw[(raw.metric == "grad_norm_z") & (raw.step == 0) & (raw.layer == "fc1")].iloc[0]
-    got = measured[(measured.activation == one.activation) & (measured.seed == one.seed) & (measured.layer == 0)]
-    assert got["value"].iloc[0] == pytest.approx(np.log(one.value ** 2))
 
 
 def test_sample_images_layouts(tmp_path):
@@ -94,9 +114,15 @@ def test_sample_images_layouts(tmp_path):
                                 class_names=list("abcdef")), f"s{len(shape)}{shape[-1]}")
 
 
-def test_no_pyplot_state_left_behind(tmp_path):
-    import matplotlib.pyplot as plt
-
-    before = plt.get_fignums()
-    plots.make_all(FIXTURE, tmp_path)
-    assert plt.get_fignums() == before
+def test_sharpness_and_plateau_figures(tmp_path):
+    steps = np.arange(0, 101, 20)
+    sf = pd.DataFrame([{"run_id": f"{a}{s}", "activation": a, "seed": s, "step": t, "sharpness": 1 + t / 50 + s,
+                        "threshold": 4.0, "optimizer": "sgd", "lr": 0.5, "kind": "sharpness"}
+                       for a in ("relu", "leaky_relu") for s in (1, 2) for t in steps])
+    _ok(plots.sharpness_curves(sf, tmp_path / "sh"), "sh")
+    t = np.arange(1, 401)
+    loss = np.where(t < 100, 2.3, 2.3 * np.exp(-(t - 100) / 50))
+    st = pd.DataFrame({"run_id": "r", "step": t, "loss": loss})
+    pf = pd.DataFrame({"run_id": ["r"], "activation": ["sigmoid"], "plateau_steps": [99], "grad_w1_init": [1e-4]})
+    table = pd.DataFrame({"run_id": ["r"], "start_step": [1], "end_step": [99]})
+    _ok(plots.plateau_runs(st, pf, table, tmp_path / "pl"), "pl")

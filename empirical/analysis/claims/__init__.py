@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from empirical.analysis.claims.curvature import edge_of_stability, plateaus
 from empirical.analysis.claims.hypotheses import hypotheses
 from empirical.analysis.claims.meanfield import gradient_flow, preactivation_profile, saturation
 from empirical.analysis.claims.theorems import dead_units, lipschitz_bound
@@ -16,7 +17,7 @@ from empirical.analysis.results_schema import Study
 from empirical.analysis.verdicts import Claim as Prediction
 
 __all__ = ["predict", "gradient_flow", "preactivation_profile", "saturation", "dead_units", "lipschitz_bound",
-           "hypotheses", "trainability_of"]
+           "hypotheses", "edge_of_stability", "plateaus", "trainability_of"]
 
 
 def predict(studies: Iterable[Study]) -> list[Prediction]:
@@ -29,6 +30,8 @@ def predict(studies: Iterable[Study]) -> list[Prediction]:
         out += preactivation_profile(st)
         out += saturation(st)
         out += dead_units(st)
+        out += edge_of_stability(st)
+        out += plateaus(st)
         out += trainability_of(st)
     out += hypotheses(studies)
     return out

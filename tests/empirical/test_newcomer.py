@@ -1,0 +1,72 @@
+"""A newcomer's run: it trains into runs/ (not the shipped results/), records the code revision, a rerun
+changes nothing on disk, and --reproduce retrains a study and says whether it is bit-identical."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from empirical import config as C
+from empirical.run import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--activation", "relu,tanh", "--seeds", "1", "--widths", "8,8", "--epochs", "1", "--probe-every", "3",
+         "--probe-size", "32", "--no-progress", "--no-act-timing", "--quiet"]
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_default_output_is_not_the_shipped_results():
+    assert C.StudyConfig().out_dir == "runs"
+    ignored = subprocess.run(["git", "check-ignore", "-q", "runs/default/runs.csv"], cwd=ROOT)
+    assert ignored.returncode == 0          # git ignores it (in a checkout)
+
+
+def test_code_revision_recorded_and_noop_rerun_changes_nothing(tmp_path, capsys):
+    assert main([*SMALL, "--name", "s", "--out-dir", str(tmp_path)]) == 0
+    info = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert info["code_revision"].startswith(("git:", "actlab ")) and info["status"] == "complete"
+    before = _snapshot(tmp_path / "s")
+    assert main([*SMALL, "--name", "s", "--out-dir", str(tmp_path)]) == 0
+    assert _snapshot(tmp_path / "s") == before
+
+
+def test_reproduce_reports_bit_identical_and_differences(tmp_path, capsys, monkeypatch):
+    assert main([*SMALL, "--name", "s", "--out-dir", str(tmp_path / "shipped")]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    shipped = str(tmp_path / "shipped" / "s")
+    assert main(["--reproduce", shipped, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "bit-identical" in out and "NOT" not in out
+    fresh = tmp_path / "runs" / "reproduce" / "s"
+    assert (fresh / "runs.csv").is_file()
+    # one changed loss in the shipped copy is found and counted
+    steps = Path(shipped) / "steps.csv"
+    lines = steps.read_text().splitlines(keepends=True)
+    cells = lines[1].rstrip("\n").split(",")
+    cells[-1] = "0.123456789"
+    steps.write_text("".join([lines[0], ",".join(cells) + "\n", *lines[2:]]))
+    assert main(["--reproduce", shipped, "--no-progress"]) == 3
+    assert "NOT identical: 1 of" in capsys.readouterr().out
+    assert main(["--reproduce", shipped, "--epochs", "2"]) == 2
+    assert "--reproduce takes the whole study" in capsys.readouterr().err
+
+
+def test_fresh_clone_default_run_trains_and_leaves_results_untouched(tmp_path):
+    """The README's first command in a copy of the checkout: trains into runs/default, results/ unchanged."""
+    if not (ROOT / "results" / "default").is_dir():
+        return
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    before = _snapshot(ROOT / "results")
+    proc = subprocess.run([sys.executable, "-m", "empirical.run", "--epochs", "1", "--seeds", "1",
+                           "--no-progress", "--no-act-timing", "--quiet"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "runs" / "default" / "runs.csv").is_file()
+    assert _snapshot(ROOT / "results") == before

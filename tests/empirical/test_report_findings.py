@@ -1,0 +1,49 @@
+"""The reading layer's statistics against scipy / published values, and the verdict matrix's cells."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy import stats
+
+from empirical.analysis import report_findings as rf
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-100, 100), min_size=2, max_size=12))
+def test_t_interval_equals_scipy(xs):
+    m, lo, hi, n = rf.t_interval(xs)
+    x = np.asarray(xs)
+    if x.std(ddof=1) == 0:
+        assert lo == hi == m
+        return
+    want = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    assert (lo, hi) == pytest.approx(want, rel=1e-9, abs=1e-9) and n == len(x)
+
+
+def test_wilson_and_fisher_known_values():
+    lo, hi = rf.wilson(5, 10)                      # Wilson score interval, z = 1.96
+    assert (lo, hi) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    lo, hi = rf.fisher_interval(0.5, 28)           # tanh(atanh(0.5) ± 1.96/5)
+    assert (lo, hi) == pytest.approx((np.tanh(np.arctanh(0.5) - 0.392), np.tanh(np.arctanh(0.5) + 0.392)))
+    assert np.isnan(rf.fisher_interval(0.5, 3)[0])
+
+
+def test_bootstrap_median_brackets_the_median():
+    rng = np.random.default_rng(0)
+    v = rng.normal(3.0, 1.0, 200)
+    med, lo, hi = rf.bootstrap_median(v)
+    assert lo < med < hi and lo < 3.0 < hi and med == pytest.approx(np.median(v))
+
+
+def test_verdict_matrix_cells_and_links():
+    pred = pd.DataFrame({
+        "study": "s", "kind": "prediction", "claim": ["c1", "c1", "c1", "c2"],
+        "activation": ["relu", "relu", "tanh", "tanh"], "setting": ["a", "b", "a", "a"],
+        "verdict": ["held", "failed", "held", "not applicable"]}, index=[10, 11, 12, 13])
+    html = rf.verdict_matrix(pred, "s")
+    assert 'actlab-cell-mixed"><a href="#v-s-10"' in html          # relu/c1: one held, one failed
+    assert 'actlab-cell-held"><a href="#v-s-12"' in html
+    assert 'actlab-cell-na"><a href="#v-s-13"' in html
+    assert html.count("actlab-cell-empty") == 1                       # relu has no c2 row
