@@ -708,6 +708,10 @@ def study_page(study: Path, figdir: Path | None, rel_root: str, pred=None) -> st
             out.append(figure(f"{rel_root}/{stem}.png", cap, alt=f"{name}: {title}"))
     else:
         out.append("No figures: the study folder holds none of runs.csv, epochs.csv, steps.csv, layers.csv.\n")
+    from empirical.analysis.trainability_report import section as trainability_section
+    tr = trainability_section(study, figdir, rel_root, pred)
+    if tr:
+        out.append(tr)
     if pred is not None and (pred["study"] == name).any():
         d = pred[pred["study"] == name]
         out.append("## Predictions\n")
@@ -935,7 +939,13 @@ def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs:
         "predictions": pred_md,
         "results_root": where,
         **reading_snippets(bundle, root, found, pred, study_figs or {}),
+        "trainability": _trainability_overview(found),
     }
+
+
+def _trainability_overview(found) -> str:
+    from empirical.analysis.trainability_report import overview
+    return overview(found)
 
 
 def reading_snippets(bundle: dict, root: Path, found: list[Path], pred, study_figs: dict) -> dict[str, str]:

@@ -255,11 +255,13 @@ def widths(run) -> list[int]:
 
 
 def setting_label(run) -> str:
-    """The fixed setting string of a run (claims group seeds by it): init, σ_b² for critical, model or
+    """The fixed setting string of a run (claims group seeds by it): init, σ_w² for gaussian, σ_b² for critical and gaussian, model or
     depth/width (or widths), train size; e.g. ``init=he depth=10 width=256``."""
     ws = widths(run)
     parts = [f"init={run['init']}"]
-    if str(run["init"]) == "critical":
+    if str(run["init"]) == "gaussian":
+        parts.append(f"sigma_w2={float(run['sigma_w2']):g}")
+    if str(run["init"]) in ("critical", "gaussian"):
         parts.append(f"sigma_b2={float(run['sigma_b2']):g}")
     if str(run.get("model", "mlp")) != "mlp":
         parts.insert(0, f"model={run['model']}")
