@@ -247,23 +247,39 @@ def on_files(files, config, **_):
             add_dir(folder / "meanfield", "figures")
 
     root, found = _STATE["root"], _STATE["studies"]
-    pred = load_predictions(root, found) if root.is_dir() else None
+    damaged: dict[str, str] = {}
+    pred = load_predictions(root, found, damaged) if root.is_dir() else None
     pred_figs = None
     if pred is not None and len(pred):
-        pred_figs = prediction_figures(root, found, pred)
-        if pred_figs is not None:
-            add_dir(pred_figs, "figures/predictions")
+        try:
+            pred_figs = prediction_figures(root, found, pred)
+            if pred_figs is not None:
+                add_dir(pred_figs, "figures/predictions")
+        except Exception as exc:  # noqa: BLE001 - damaged predictions must not break the report
+            damaged["predictions.csv"] = _reason(exc)
+            pred_figs = None
     figdirs = {}
-    for s in found:
-        figdir = study_figures(s)
-        if figdir is None:
-            add_page(f"experiments/{s.name}.md", pages.study_page(s, None, f"figures/{s.name}", pred))
+    for s in found:  # one damaged study must not break the report: its page says what is wrong
+        try:
+            figdir = study_figures(s)
+            page = pages.study_page(s, figdir, f"figures/{s.name}", pred)
+        except Exception as exc:  # noqa: BLE001
+            damaged[s.name] = _reason(exc)
+            log.info("actlab: study %s left out of the report: %s", s, damaged[s.name])
+            add_page(f"experiments/{s.name}.md", pages.damaged_study_page(s, damaged[s.name]))
             continue
-        figdirs[s.name] = figdir
-        add_dir(figdir, f"experiments/figures/{s.name}")
-        add_page(f"experiments/{s.name}.md", pages.study_page(s, figdir, f"figures/{s.name}", pred))
-    _STATE["snippets"] = pages.snippets(bundle, root, found, pred, pred_figs, figdirs)
+        if figdir is not None:
+            figdirs[s.name] = figdir
+            add_dir(figdir, f"experiments/figures/{s.name}")
+        add_page(f"experiments/{s.name}.md", page)
+    good = [s for s in found if s.name not in damaged]
+    _STATE["snippets"] = pages.snippets(bundle, root, good, pred, pred_figs, figdirs, damaged=damaged)
     return files
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def on_page_markdown(markdown: str, page, config, files, **_):

@@ -23,6 +23,14 @@ DEVICES = ("cpu", "cuda", "auto")
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "mnist1d")
 
 
+MAX_RUNS = 100_000
+MAX_LIST = 10_000
+MAX_DEPTH = 1000
+MAX_WIDTH = 16384
+MAX_CHANNELS = 1024
+MAX_CONFIG_BYTES = 1 << 20
+
+
 class ConfigError(ValueError):
     """A configuration value that is not allowed; the message names it and what is allowed."""
 
@@ -205,11 +213,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         seeds=(1, 2, 3), epochs=1, probe_every=1000, probe_size=512, lr=1e-3),
     "trainability": dict(
         description="trainable depth vs the correlation depth scale (Schoenholz et al. 2017) on MNIST-1D (generated "
-                    "offline): MLP width 64, depths 5-100, sigma_w2 0.5-4.0 step 0.25 at sigma_b2 = 0.05, "
+                    "offline): MLP width 64, depths 4-48, sigma_w2 0.5-4.0 step 0.25 at sigma_b2 = 0.05, "
                     "tanh/elu/selu/relu, 3 seeds, SGD lr 0.01, batch 32, 250 steps; plus c_l, q_l at init",
         name="trainability", dataset="mnist1d", activations=("tanh", "elu", "selu", "relu"),
         inits=("gaussian",), sigma_w2s=tuple(0.5 + 0.25 * i for i in range(15)), sigma_b2=0.05,
-        depths=(5, 8, 12, 16, 24, 32, 48, 64, 100), widths=(64,), seeds=(1, 2, 3), optimizer="sgd", lr=0.01,
+        depths=(4, 8, 16, 32, 48), widths=(64,), seeds=(1, 2, 3), optimizer="sgd", lr=0.01,
         batch_size=32, epochs=2, probe_every=100000, probe_size=128, time_activations=False, correlation=True),
     "trainability-full": dict(
         description="the paper's scale, for a GPU or a Ray cluster: MNIST (--download), MLP width 300, depths 10-300, "
@@ -267,18 +275,76 @@ def _finite(what: str, value, lo: float | None = None, lo_open=True, hi: float |
         raise ConfigError(f"{what} must be <= {hi:g}, got {value!r}")
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _unique(what: str, values) -> None:
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise ConfigError(f"{what} contain {v!r} twice; every run must be unique (give each value once)")
+        seen.add(v)
+
+
+def _text(what: str, value, empty_ok=False) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a string, got {type(value).__name__} {_show(value)}")
+    if not empty_ok and not value.strip():
+        raise ConfigError(f"{what} is empty; give a folder path")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ConfigError(f"{what} {value!r} contains control characters (a newline?); remove them")
+
+
+def _show(value, n: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _check_field(name: str, v) -> None:
+    """``v`` has field ``name``'s declared type: no bool for a number, no string for a boolean."""
+    t = str(_FIELDS[name].type)
+    if t == "bool":
+        ok, kind = isinstance(v, bool), "true or false"
+    elif t == "str":
+        ok, kind = isinstance(v, str), "a string"
+    elif t.startswith("int"):
+        ok = (v is None and "None" in t) or (isinstance(v, int) and not isinstance(v, bool))
+        kind = "an integer"
+    elif t == "float":
+        ok, kind = isinstance(v, (int, float)) and not isinstance(v, bool), "a number"
+    else:
+        ok, kind = isinstance(v, tuple), "a list"
+        if ok and len(v) > MAX_LIST:
+            raise ConfigError(f"{name} has {len(v):,} entries; at most {MAX_LIST:,} are allowed")
+    if not ok:
+        raise ConfigError(f"{name} must be {kind}, got {type(v).__name__} {_show(v)}")
+
+
+def _check_types(cfg: StudyConfig) -> None:
+    for f in dataclasses.fields(cfg):
+        _check_field(f.name, getattr(cfg, f.name))
 
 
 def validate(cfg: StudyConfig) -> StudyConfig:
     """Check every field; return ``cfg`` with activation names made canonical. Raises ConfigError."""
     from theory import activations as registry
 
-    if not _NAME_RE.match(cfg.name) or ".." in cfg.name:
+    _check_types(cfg)
+    if not _NAME_RE.fullmatch(cfg.name) or ".." in cfg.name:
         raise ConfigError(
             f"study name {cfg.name!r} is not allowed; use letters, digits, '_', '-', '.' (no '/' or '..', at most 64)")
+    _text("out_dir", cfg.out_dir)
+    _text("data_dir", cfg.data_dir)
     if not cfg.activations:
         raise ConfigError("activations is empty; give at least one (e.g. relu)")
+    for name, values in (("seeds", cfg.seeds), ("inits", cfg.inits), ("models", cfg.models)):
+        _unique(name, values)
+    n_inits = sum(len(cfg.sigma_w2s) if i == "gaussian" else 1 for i in cfg.inits)
+    n_runs = (len(cfg.activations) * len(cfg.seeds) * n_inits * len(cfg.models) * max(1, len(cfg.depths))
+              * max(1, len(cfg.train_sizes)))
+    if n_runs > MAX_RUNS:
+        raise ConfigError(f"the study has {n_runs:,} runs (activations x seeds x inits x models); at most "
+                          f"{MAX_RUNS:,} are allowed: split it into several studies")
     acts = []
     for a in cfg.activations:
         if not isinstance(a, str):
@@ -287,8 +353,11 @@ def validate(cfg: StudyConfig) -> StudyConfig:
             acts.append(registry.lookup(a).name)
         except (registry.UnknownActivation, registry.FormulaError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
-    if len(set(acts)) != len(acts):
-        raise ConfigError(f"activations contain duplicates: {list(cfg.activations)}")
+    for a, canon in zip(cfg.activations, acts):
+        if acts.count(canon) > 1:
+            same = [b for b, c in zip(cfg.activations, acts) if c == canon]
+            raise ConfigError(f"activations contain {canon!r} more than once (given as {', '.join(map(repr, same))}); "
+                              "every run must be unique (give each activation once)")
     for i in cfg.inits:
         _one_of("init", i, INITS)
     if not cfg.inits:
@@ -303,20 +372,28 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     if not cfg.seeds:
         raise ConfigError("seeds is empty; give at least one integer seed")
     for s in cfg.seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {s!r}")
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32:
+            raise ConfigError(f"seed must be an integer in 0..{2**32 - 1}, got {_show(s)}")
     if not cfg.widths:
         raise ConfigError("widths is empty; give at least one hidden width (e.g. 128,64)")
     for w in cfg.widths:
         _positive_int("every width", w)
-    if len(cfg.widths) > 1000 or max(cfg.widths) > 16384:
-        raise ConfigError(f"widths {list(cfg.widths)[:5]}... too large: at most 1000 layers of at most 16384 units")
+    if len(cfg.widths) > MAX_DEPTH:
+        raise ConfigError(f"{len(cfg.widths)} hidden layers is too deep; at most {MAX_DEPTH} are allowed")
+    if max(cfg.widths) > MAX_WIDTH:
+        raise ConfigError(f"hidden width {max(cfg.widths)} is too wide; at most {MAX_WIDTH} units per layer")
     _positive_int("channels", cfg.channels)
+    if cfg.channels > MAX_CHANNELS:
+        raise ConfigError(f"channels {cfg.channels} is too many; at most {MAX_CHANNELS} per convolution")
     _positive_int("epochs", cfg.epochs)
     _positive_int("batch size", cfg.batch_size)
     _positive_int("probe_every", cfg.probe_every)
     _positive_int("probe_size", cfg.probe_size)
     _positive_int("train_size", cfg.train_size, allow_none=True)
+    for what, v in (("epochs", cfg.epochs), ("batch size", cfg.batch_size), ("probe_every", cfg.probe_every),
+                    ("probe_size", cfg.probe_size), ("train_size", cfg.train_size or 1)):
+        if v > 10**9:
+            raise ConfigError(f"{what} {v} is too large; at most 1000000000")
     for ts in cfg.train_sizes:
         _positive_int("every train size", ts)
     if len(set(cfg.train_sizes)) != len(cfg.train_sizes):
@@ -334,6 +411,12 @@ def validate(cfg: StudyConfig) -> StudyConfig:
     _finite("momentum", cfg.momentum, lo=0.0, lo_open=False, hi=1.0)
     _finite("sigma_b2", cfg.sigma_b2, lo=0.0, lo_open=False)
     _finite("eps", cfg.eps, lo=0.0)
+    if cfg.momentum != 0 and cfg.optimizer != "sgd":
+        raise ConfigError(f"momentum {cfg.momentum:g} is set but optimizer is {cfg.optimizer!r}, which ignores it; "
+                          "use --optimizer sgd or drop --momentum")
+    if cfg.sigma_b2 != 0 and not {"critical", "gaussian"} & set(cfg.inits):
+        raise ConfigError(f"sigma_b2 {cfg.sigma_b2:g} is set but no init uses it (inits: {', '.join(cfg.inits)}); "
+                          "it applies to --init critical and --init gaussian only")
     if ("gaussian" in cfg.inits) != bool(cfg.sigma_w2s):
         raise ConfigError("init 'gaussian' and sigma_w2s go together: give --init gaussian with --sigma-w2 "
                           f"1.0,1.5,... (got inits {list(cfg.inits)}, sigma_w2s {list(cfg.sigma_w2s)})")
@@ -343,26 +426,48 @@ def validate(cfg: StudyConfig) -> StudyConfig:
         raise ConfigError(f"sigma_w2s contain duplicates: {list(cfg.sigma_w2s)}")
     for d in cfg.depths:
         _positive_int("every depth", d)
-    if cfg.depths and (max(cfg.depths) > 1000 or len(set(cfg.depths)) != len(cfg.depths)):
-        raise ConfigError(f"depths {list(cfg.depths)} must be distinct and at most 1000")
+    if cfg.depths and (max(cfg.depths) > MAX_DEPTH or len(set(cfg.depths)) != len(cfg.depths)):
+        raise ConfigError(f"depths {_show(list(cfg.depths))} must be distinct and at most {MAX_DEPTH}")
     if cfg.depths and cfg.models != ("mlp",):
         raise ConfigError(f"depths need the mlp model alone, got models {list(cfg.models)}")
     return dataclasses.replace(cfg, activations=tuple(acts))
 
 
-def _coerce(key: str, value):
+_ELEMENT = {"activations": str, "seeds": int, "inits": str, "models": str, "widths": int, "sigma_w2s": float,
+            "depths": int, "train_sizes": int}
+
+
+def _coerce(key: str, value, strict: bool):
+    """``value`` for field ``key``; lists become tuples. ``strict`` (TOML): no scalar for a list."""
     f = _FIELDS[key]
     if "tuple" in str(f.type):
-        if isinstance(value, (str, int, float)):
+        if not strict and isinstance(value, (str, int, float)):
             value = [value]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
+            kind = _ELEMENT[key].__name__.replace("str", "string").replace("int", "integer")
+            raise ConfigError(f"{key} must be a list of {kind}s, e.g. {key} = {_EXAMPLES[key]}, got {_show(value)}")
+        if len(value) > MAX_LIST:
+            raise ConfigError(f"{key} has {len(value):,} entries; at most {MAX_LIST:,} are allowed")
+        want = _ELEMENT[key]
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, (int, float) if want is float else want):
+                kind = {str: "a string", int: "an integer", float: "a number"}[want]
+                raise ConfigError(f"every entry of {key} must be {kind}, got {type(v).__name__} {_show(v)}")
         return tuple(value)
+    _check_field(key, value)
     return value
 
 
-def from_mapping(data: dict, base: StudyConfig | None = None, source: str = "config") -> StudyConfig:
-    """A StudyConfig from a flat mapping (TOML table or CLI overrides); unknown keys are named."""
+_EXAMPLES = {"activations": '["relu", "tanh"]', "seeds": "[1, 2]", "inits": '["he"]', "models": '["mlp"]',
+             "widths": "[128, 64]", "sigma_w2s": "[1.0, 1.5]", "depths": "[5, 10]",
+             "train_sizes": "[100, 1000]"}
+
+
+def from_mapping(data: dict, base: StudyConfig | None = None, source: str = "config", strict: bool = False) -> StudyConfig:
+    """A StudyConfig from a flat mapping (TOML table or CLI overrides); unknown keys are named.
+
+    ``depth``/``width`` (a deep MLP of equal widths) and ``widths`` in one mapping are refused.
+    """
     base = base or StudyConfig()
     kwargs = {}
     for key, value in data.items():
@@ -372,40 +477,79 @@ def from_mapping(data: dict, base: StudyConfig | None = None, source: str = "con
         if k == "depth" or k == "width":
             continue
         if k not in _FIELDS:
-            raise ConfigError(f"{source}: unknown key '{key}'{_suggest(k, _FIELDS)}; allowed: {', '.join(_FIELDS)}")
-        kwargs[k] = _coerce(k, value)
+            raise ConfigError(f"{source}: unknown key {_show(key)}{_suggest(k, _FIELDS)}; allowed: {', '.join(_FIELDS)}")
+        try:
+            kwargs[k] = _coerce(k, value, strict)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     if "depth" in data or "width" in data:
+        if "widths" in data:
+            raise ConfigError(f"{source}: widths and depth/width both given; use widths (any list) or "
+                              "depth with width (equal layers), not both")
         depth = data.get("depth", len(base.widths))
         width = data.get("width", base.widths[0])
         _positive_int("depth", depth)
         _positive_int("width", width)
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"depth {depth} is too deep; at most {MAX_DEPTH} hidden layers are allowed")
+        if width > MAX_WIDTH:
+            raise ConfigError(f"width {width} is too wide; at most {MAX_WIDTH} units per layer")
         kwargs["widths"] = (width,) * depth
     return dataclasses.replace(base, **kwargs)
 
 
 def preset(name: str) -> StudyConfig:
+    if not isinstance(name, str):
+        raise ConfigError(f"preset must be a string, got {type(name).__name__} {_show(name)}; allowed: {', '.join(PRESETS)}")
     _one_of("preset", name, list(PRESETS))
     values = {k: v for k, v in PRESETS[name].items() if k != "description"}
     return dataclasses.replace(StudyConfig(), **values)
 
 
 def load_toml(path: str, base: StudyConfig | None = None) -> StudyConfig:
-    """Read a study from a TOML file: top-level keys are StudyConfig fields (plus depth/width, preset)."""
+    """Read a study from a TOML file: top-level keys are StudyConfig fields (plus depth/width, preset),
+    optionally inside a ``[study]`` table; types are strict, unknown and repeated keys are refused."""
+    import os
+    import stat as st
+
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigError("config file path is empty; give a TOML file (e.g. --config study.toml)")
     try:
+        info = os.stat(path)
+        if not st.S_ISREG(info.st_mode):
+            raise ConfigError(f"config file {path} is not a regular file (a FIFO, device or folder); give a TOML file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is {info.st_size:,} bytes; at most {MAX_CONFIG_BYTES:,} are allowed")
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}); a TOML file is text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
-    if "study" in data and isinstance(data["study"], dict):
-        data = {**{k: v for k, v in data.items() if k != "study"}, **data["study"]}
+    source = f"config file {path}"
+    if "study" in data:
+        if not isinstance(data["study"], dict):
+            raise ConfigError(f"{source}: study must be a table ([study]), got {_show(data['study'])}")
+        top = {k: v for k, v in data.items() if k != "study"}
+        both = sorted(set(top) & set(data["study"]))
+        if both:
+            raise ConfigError(f"{source}: {both[0]} is given twice (at the top and in [study]); give it once")
+        data = {**top, **data["study"]}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            raise ConfigError(f"{source}: unknown table [{k}]; keys go at the top or in [study]")
     if "preset" in data:
-        base = preset(str(data["preset"]))
-    return from_mapping(data, base=base, source=f"config file {path}")
+        try:
+            base = preset(data["preset"])
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    return from_mapping(data, base=base, source=source, strict=True)

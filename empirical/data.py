@@ -32,12 +32,14 @@ for every activation, and for one seed a smaller subset is contained in a larger
 
 Cache: after the first conversion of raw files the uint8 tensors go to
 ``<data_dir>/actlab-cache/<name>-<split>.pt`` (written atomically, read with ``weights_only=True``,
-validated by shape, dtype and the size/mtime of the raw files it came from; rebuilt when bad or stale;
-skipped silently when the directory is not writable).
+validated on every read by a sha256 of its whole payload (x and y bytes), shape, dtype and the size/mtime
+of the raw files it came from; rebuilt when bad or stale, so a flipped bit is never trained on; skipped
+silently when the directory is not writable).
 """
 from __future__ import annotations
 
 import difflib
+import hashlib
 import logging
 import math
 import os
@@ -59,7 +61,7 @@ __all__ = [
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "mnist1d")
 SPLIT_SEED = 0
 CACHE_DIRNAME = "actlab-cache"
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _ALIASES = {
     "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
     "cifar-10": "cifar10", "mnist-1d": "mnist1d",
@@ -229,6 +231,14 @@ def _signature(paths: list[str]) -> list[list] | None:
     return sig
 
 
+def _payload_sha(x: Tensor, y: Tensor) -> str:
+    h = hashlib.sha256()
+    for t in (x, y):
+        h.update(str((t.dtype, tuple(t.shape))).encode())
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _read_cache(path: str, item_shape: tuple, dtype: torch.dtype, num_classes: int,
                 signature: list | None) -> tuple[Tensor, Tensor, tuple[str, ...]] | None:
     if not os.path.isfile(path):
@@ -242,7 +252,8 @@ def _read_cache(path: str, item_shape: tuple, dtype: torch.dtype, num_classes: i
               and y.dtype == torch.int64 and y.dim() == 1 and len(y) == len(x) > 0
               and int(y.min()) >= 0 and int(y.max()) < num_classes
               and len(classes) == num_classes and all(isinstance(c, str) for c in classes)
-              and (signature is None or obj.get("source") == signature))
+              and (signature is None or obj.get("source") == signature)
+              and obj.get("sha256") == _payload_sha(x, y))
     except Exception as exc:  # any unreadable cache is simply rebuilt
         _log.info("ignoring unreadable cache %s (%s)", path, _one_line(exc))
         return None
@@ -260,7 +271,7 @@ def _write_cache(path: str, x: Tensor, y: Tensor, classes: tuple[str, ...], sign
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=os.path.dirname(path))
         with os.fdopen(fd, "wb") as f:
             torch.save({"format": _CACHE_FORMAT, "x": x.contiguous(), "y": y.contiguous(),
-                        "classes": list(classes), "source": signature}, f)
+                        "classes": list(classes), "source": signature, "sha256": _payload_sha(x, y)}, f)
         os.replace(tmp, path)
         return True
     except OSError as exc:

@@ -30,8 +30,37 @@ _TORCH_FUNCS = {
 }
 
 
+def _log_max(dtype: torch.dtype) -> float:
+    """The largest u with exp(u) finite in ``dtype`` (a little below log of the largest float)."""
+    return math.log(torch.finfo(dtype).max) - 0.01
+
+
+def _exp_of(u):
+    return lambda t: torch.exp(torch.clamp(u(t), max=_log_max(t.dtype)))
+
+
+def _is_one_plus_exp(e) -> sp.Expr | None:
+    """u if ``e`` is 1 + exp(u), else None."""
+    if isinstance(e, sp.Add) and len(e.args) == 2 and sp.S.One in e.args:
+        other = e.args[0] if e.args[1] == sp.S.One else e.args[1]
+        if isinstance(other, sp.exp):
+            return other.args[0]
+    return None
+
+
+_PROBES = (0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 10.0, -10.0, 100.0, -100.0, 1e3, -1e3, 1e4, -1e4)
+
+
 def compile_expr(expr: sp.Expr) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A torch function computing the sympy expression ``expr`` in ``x`` elementwise (autograd-able)."""
+    """A torch function computing the sympy expression ``expr`` in ``x`` elementwise (autograd-able),
+    safe in float32 and float64 wherever the function and its derivative are finite:
+
+    - ``Piecewise``/``where``: each branch is evaluated only where it is selected (elsewhere at a point of
+      its own region), so an unselected branch's NaN or ∞ cannot leak into values or gradients;
+    - 1/(1 + eᵘ) is ``sigmoid(−u)`` and log(1 + eᵘ) is ``softplus(u)`` (no overflow, no cancellation);
+    - eᵘ is evaluated at min(u, log max): past that point it is the largest float (its own overflow), and
+      an outer function that saturates there (tanh(eˣ) = 1, TeLU) gets the exact zero derivative, not 0·∞.
+    """
 
     def build(e):
         if e == registry.x:
@@ -46,6 +75,10 @@ def compile_expr(expr: sp.Expr) -> Callable[[torch.Tensor], torch.Tensor]:
             parts = [build(a) for a in e.args]
             return lambda t: functools.reduce(operator.mul, (p(t) for p in parts))
         if isinstance(e, sp.Pow):
+            u = _is_one_plus_exp(e.base)
+            if u is not None and e.exp.is_Integer and e.exp < 0:
+                inner, k = build(-u), int(-e.exp)
+                return (lambda t: torch.sigmoid(inner(t))) if k == 1 else (lambda t: torch.sigmoid(inner(t)) ** k)
             base, ex = build(e.base), e.exp
             if ex == sp.Rational(1, 2):
                 return lambda t: torch.sqrt(base(t))
@@ -56,15 +89,15 @@ def compile_expr(expr: sp.Expr) -> Callable[[torch.Tensor], torch.Tensor]:
                 return lambda t: torch.pow(base(t), p)
             expo = build(ex)
             return lambda t: torch.pow(base(t), expo(t))
+        if isinstance(e, sp.log):
+            u = _is_one_plus_exp(e.args[0])
+            if u is not None:
+                inner = build(u)
+                return lambda t: F.softplus(inner(t))
+        if isinstance(e, sp.exp):
+            return _exp_of(build(e.args[0]))
         if isinstance(e, sp.Piecewise):
-            pieces = [(build(val), _build_cond(cond, build)) for val, cond in e.args]
-
-            def pw(t, pieces=pieces):
-                out = pieces[-1][0](t)
-                for val, cond in reversed(pieces[:-1]):
-                    out = torch.where(cond(t), val(t), out)
-                return out
-            return pw
+            return _piecewise(e, build)
         fn = _TORCH_FUNCS.get(e.func)
         if fn is not None and len(e.args) == 1:
             inner = build(e.args[0])
@@ -73,6 +106,40 @@ def compile_expr(expr: sp.Expr) -> Callable[[torch.Tensor], torch.Tensor]:
 
     f = build(expr)
     return lambda t: f(t)
+
+
+def _piecewise(e: sp.Piecewise, build):
+    """Branch i is taken where its condition holds and no earlier one does; it is evaluated at x there
+    and at a fixed point x_i of its own region elsewhere (the "double where")."""
+    conds = [_build_cond(c, build) for _, c in e.args]
+    vals = [build(v) for v, _ in e.args]
+    probe = torch.tensor(_PROBES, dtype=torch.float64)
+    with torch.no_grad():
+        taken, masks = torch.zeros_like(probe, dtype=torch.bool), []
+        for c in conds:
+            m = c(probe) & ~taken
+            masks.append(m)
+            taken |= m
+        anchors = []
+        for m, v in zip(masks, vals):
+            ok = m.clone()
+            if bool(ok.any()):
+                ok &= torch.isfinite(v(probe))
+            anchors.append(float(probe[ok][0]) if bool(ok.any()) else None)
+
+    def pw(t):
+        out, taken = None, torch.zeros_like(t, dtype=torch.bool)
+        sel = []
+        for c in conds:
+            m = c(t) & ~taken
+            sel.append(m)
+            taken = taken | m
+        for m, v, a in reversed(list(zip(sel, vals, anchors))):
+            arg = t if a is None else torch.where(m, t, torch.full_like(t, a))
+            val = v(arg)
+            out = val if out is None else torch.where(m, val, out)
+        return out
+    return pw
 
 
 def _build_cond(cond, build):
@@ -86,6 +153,17 @@ def _build_cond(cond, build):
     if isinstance(cond, sp.And):
         parts = [_build_cond(c, build) for c in cond.args]
         return lambda t: functools.reduce(operator.and_, (p(t) for p in parts))
+    if isinstance(cond, sp.Or):
+        parts = [_build_cond(c, build) for c in cond.args]
+        return lambda t: functools.reduce(operator.or_, (p(t) for p in parts))
+    if isinstance(cond, sp.Not):
+        inner = _build_cond(cond.args[0], build)
+        return lambda t: ~inner(t)
+    if cond is sp.false or cond == False:  # noqa: E712
+        return lambda t: torch.zeros_like(t, dtype=torch.bool)
+    if isinstance(cond, sp.ITE):
+        a, b, c = (_build_cond(c, build) for c in cond.args)
+        return lambda t: torch.where(a(t), b(t), c(t))
     raise registry.FormulaError(f"cannot compile condition {cond} to torch")
 
 

@@ -77,13 +77,28 @@ def _moments(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _spectral_norm(w: torch.Tensor) -> torch.Tensor:
-    """‖W_r‖₂ = √λ_max(WᵀW) per run (the smaller Gram matrix); NaN for a run whose weights are not finite."""
+    """‖W_r‖₂ = 2^k·√λ_max(VᵀV) per run (the smaller Gram matrix) with V = W_r/2^k and 2^k ≥ max|W_r|/2,
+    an exact power-of-two rescaling, so the Gram matrix cannot overflow whatever the scale of W;
+    NaN for a run whose weights are not finite or whose eigenvalue solver does not converge."""
     finite = torch.isfinite(w).flatten(1).all(dim=1)
-    if not bool(finite.all()):
-        w = torch.where(finite[:, None, None], w, torch.zeros_like(w))
-    gram = w.transpose(1, 2) @ w if w.shape[2] <= w.shape[1] else w @ w.transpose(1, 2)
-    s = torch.linalg.eigvalsh(gram)[:, -1].clamp_min(0).sqrt()
-    return torch.where(finite, s, torch.full_like(s, float("nan")))
+    w = torch.where(finite[:, None, None], w, torch.zeros_like(w))
+    _, k = torch.frexp(w.abs().flatten(1).amax(dim=1))
+    v = torch.ldexp(w, -k[:, None, None])
+    gram = v.transpose(1, 2) @ v if v.shape[2] <= v.shape[1] else v @ v.transpose(1, 2)
+    try:
+        lam = torch.linalg.eigvalsh(gram)[:, -1]
+    except RuntimeError:  # no convergence for some run: solve one by one, NaN where it fails
+        lam = torch.stack([_top_eigenvalue(g) for g in gram])
+    s = lam.clamp_min(0).sqrt() * torch.exp2(k.to(lam.dtype))
+    ok = finite & torch.isfinite(s)
+    return torch.where(ok, s, torch.full_like(s, float("nan")))
+
+
+def _top_eigenvalue(g: torch.Tensor) -> torch.Tensor:
+    try:
+        return torch.linalg.eigvalsh(g)[-1]
+    except RuntimeError:
+        return torch.tensor(float("nan"), dtype=g.dtype, device=g.device)
 
 
 def _saturated(model: StackedModel, z_raw: torch.Tensor, eps: float) -> torch.Tensor:

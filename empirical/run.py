@@ -8,14 +8,27 @@ report and exit code 1; Ctrl-C saves every finished run and exits 130; the same 
 """
 from __future__ import annotations
 
+import signal
+import sys
+
+
+
+def _interrupted_while_loading(*_):
+    sys.stderr.write("\ninterrupted while loading, before anything was written\n")
+    sys.stderr.flush()
+    import os
+
+    os._exit(130)
+
+
+if __name__ == "__main__":  # Ctrl-C while the modules below load: one line, not a traceback
+    signal.signal(signal.SIGINT, _interrupted_while_loading)
+
 import argparse
 import math
 import statistics
-import sys
 import traceback
 from typing import Sequence
-
-from empirical import config as C
 
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
@@ -26,8 +39,32 @@ BUG_REPORT = ("internal error: this is a bug in actlab, not in your input; pleas
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, allow_abbrev=False, **kw)
+
     def error(self, message: str):
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"error: {printable(message)} (see --help)\n")
+
+
+class _Once(argparse.Action):
+    """A single-valued option: giving it twice is refused, not silently last-wins."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice ({getattr(namespace, self.dest)!r} and {values!r}); give it once")
+        setattr(namespace, self.dest, values)
+
+
+class _Extend(argparse.Action):
+    """A list option: repeated occurrences accumulate (``--seeds 1 --seeds 2`` is ``1,2``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, (getattr(namespace, self.dest, None) or []) + list(values))
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes, newlines) shown as escapes, never interpreted."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text))
 
 
 def _csv(kind):
@@ -56,6 +93,8 @@ def _num(kind):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from empirical import config as C
+
     d = C.StudyConfig()
     presets = "\n".join(f"  {k:16s} {v['description']}" for k, v in C.PRESETS.items())
     p = _Parser(
@@ -83,10 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--activation", action="append", metavar="NAME|FORMULA",
                    help="an activation name or a formula in x such as 'x*erf(x)'; repeat or comma-separate "
                         f"(default: {','.join(d.activations)})")
-    g.add_argument("--seeds", type=_csv(int), help=f"comma-separated seeds (default: {','.join(map(str, d.seeds))})")
+    g.add_argument("--seeds", type=_csv(int), action=_Extend, help=f"comma-separated seeds (default: {','.join(map(str, d.seeds))})")
     g = p.add_argument_group("model")
     g.add_argument("--model", action="append", help=f"{' or '.join(C.MODELS)}; repeatable (default: mlp)")
-    g.add_argument("--widths", type=_csv(int), help="hidden widths of the MLP, e.g. 128,64 (default: 128,64)")
+    g.add_argument("--widths", type=_csv(int), action=_Extend, help="hidden widths of the MLP, e.g. 128,64 (default: 128,64)")
     g.add_argument("--depth", type=_num(int), help="deep MLP: number of hidden layers (with --width)")
     g.add_argument("--width", type=_num(int), help="deep MLP: units per hidden layer (with --depth; default 128)")
     g.add_argument("--channels", type=_num(int), help=f"TinyVGG channels per conv (default: {d.channels})")
@@ -95,17 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "sigma_w^2 = 1/3; critical = the edge of chaos from theory)")
     g.add_argument("--sigma-b2", type=_num(float),
                    help=f"bias variance for --init critical and gaussian (default: {d.sigma_b2})")
-    g.add_argument("--sigma-w2", dest="sigma_w2s", type=_csv(float), metavar="LIST",
+    g.add_argument("--sigma-w2", dest="sigma_w2s", type=_csv(float), action=_Extend, metavar="LIST",
                    help="weight variances for --init gaussian (W ~ N(0, sigma_w2/fan_in)), e.g. 1.0,1.5,2.0; "
                         "runs differing only in sigma_w2 train as one batched program")
-    g.add_argument("--depths", type=_csv(int), metavar="LIST",
+    g.add_argument("--depths", type=_csv(int), action=_Extend, metavar="LIST",
                    help="a grid of MLP depths (hidden layers of --width units each), e.g. 5,10,20")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help=f"{', '.join(C.DATASETS)} (default: {d.dataset}, ships with scikit-learn)")
     g.add_argument("--data-dir", help=f"where torchvision data sets live (default: {d.data_dir})")
     g.add_argument("--download", action="store_true", default=None, help="download the data set if missing (needs network)")
     g.add_argument("--train-size", type=_num(int), help="stratified low-sample training subset of N examples (default: all)")
-    g.add_argument("--train-sizes", type=_csv(int), metavar="N,N,...",
+    g.add_argument("--train-sizes", type=_csv(int), action=_Extend, metavar="N,N,...",
                    help="sweep nested stratified training subsets of these sizes (replaces --train-size)")
     g.add_argument("--subset-seed", type=_num(int),
                    help="draw the training subset with this seed for every run, so that seeds vary the "
@@ -133,14 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-act-timing", action="store_true",
                    help="skip timing each activation's own forward+backward")
     g = p.add_argument_group("execution")
-    g.add_argument("--executor", choices=("local", "ray"), default="local",
+    g.add_argument("--executor", choices=("local", "ray"),
                    help="local (this machine, default) or ray (a Ray cluster; pip install -e '.[ray]')")
-    g.add_argument("--workers", type=_num(int), default=1, help="local executor: worker processes (default: 1)")
+    g.add_argument("--workers", type=_num(int), help="local executor: worker processes (default: 1)")
     g.add_argument("--ray-address", help="ray: cluster address, e.g. ray://head:10001 or auto (default: start a local Ray)")
-    g.add_argument("--ray-cpus-per-task", type=_num(float), default=1.0, help="ray: CPUs per task (default: 1)")
-    g.add_argument("--ray-gpus-per-task", type=_num(float), default=0.0, help="ray: GPUs per task (default: 0)")
+    g.add_argument("--ray-cpus-per-task", type=_num(float), help="ray: CPUs per task (default: 1)")
+    g.add_argument("--ray-gpus-per-task", type=_num(float), help="ray: GPUs per task (default: 0)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--quiet", action="store_true", help="print only the summary table")
+    for action in p._actions:
+        if type(action) is argparse._StoreAction:
+            action.__class__ = _Once
     return p
 
 
@@ -149,9 +191,17 @@ _FLAG_KEYS = ("name", "out_dir", "seeds", "widths", "channels", "sigma_b2", "sig
               "probe_size", "eps", "adam_eps", "subset_seed", "train_sizes", "sharpness_every", "sharpness_iters")
 
 
-def config_from_args(args: argparse.Namespace) -> C.StudyConfig:
-    cfg = C.preset(args.preset) if args.preset else C.StudyConfig()
-    if args.config:
+def config_from_args(args: argparse.Namespace):
+    from empirical import config as C
+
+    for flag, value in (("--preset", args.preset), ("--config", args.config)):
+        if value is not None and not value.strip():
+            raise C.ConfigError(f"{flag} is empty; give a {'preset name' if flag == '--preset' else 'TOML file'}")
+    if args.widths is not None and (args.depth is not None or args.width is not None):
+        raise C.ConfigError("--widths and --depth/--width both given; use --widths (any list) or --depth with "
+                            "--width (equal layers), not both")
+    cfg = C.preset(args.preset) if args.preset is not None else C.StudyConfig()
+    if args.config is not None:
         cfg = C.load_toml(args.config, base=cfg)
     over = {k: getattr(args, k) for k in _FLAG_KEYS if getattr(args, k) is not None}
     if args.activation:
@@ -175,6 +225,27 @@ def config_from_args(args: argparse.Namespace) -> C.StudyConfig:
         over["train_sizes"] = []
     cfg = C.from_mapping(over, base=cfg, source="flags")
     return C.validate(cfg)
+
+
+def executor_options(args: argparse.Namespace) -> tuple[str, dict]:
+    """The executor and its options; options of the other executor are refused, not ignored."""
+    from empirical import config as C
+
+    executor = args.executor or "local"
+    ray_given = [f for f, v in (("--ray-address", args.ray_address), ("--ray-cpus-per-task", args.ray_cpus_per_task),
+                                ("--ray-gpus-per-task", args.ray_gpus_per_task)) if v is not None]
+    if executor == "local" and ray_given:
+        raise C.ConfigError(f"{ray_given[0]} applies to --executor ray only; add --executor ray or drop it")
+    if executor == "ray":
+        if args.workers is not None:
+            raise C.ConfigError("--workers applies to the local executor only; Ray sizes its own pool")
+        return executor, dict(address=args.ray_address,
+                              cpus_per_task=1.0 if args.ray_cpus_per_task is None else args.ray_cpus_per_task,
+                              gpus_per_task=0.0 if args.ray_gpus_per_task is None else args.ray_gpus_per_task)
+    workers = 1 if args.workers is None else args.workers
+    if workers < 1:
+        raise C.ConfigError(f"--workers must be a positive integer, got {workers}")
+    return executor, (dict(workers=workers) if workers != 1 else {})
 
 
 def _split_acts(item: str) -> list[str]:
@@ -220,21 +291,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    from empirical.data import DataError
-    from empirical.results import ResultsError
-    from theory.activations import FormulaError, UnknownActivation
-
-    bad_input = (C.ConfigError, DataError, ResultsError, FormulaError, UnknownActivation)
+    except KeyboardInterrupt:
+        print("\ninterrupted before anything was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    bad_input: tuple = ()
     try:
+        from empirical import config as C
+        from empirical.data import DataError
+        from empirical.resources import ResourceError
+        from empirical.results import ResultsError
+        from theory.activations import FormulaError, UnknownActivation
+
+        if signal.getsignal(signal.SIGINT) is _interrupted_while_loading:  # loaded: Ctrl-C now saves and exits 130
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        bad_input = (C.ConfigError, DataError, ResultsError, FormulaError, UnknownActivation, ResourceError)
         return _main(args)
     except KeyboardInterrupt:
-        print("\ninterrupted: every finished run is saved; run the same command again to resume",
+        print("\ninterrupted: every finished group of runs is saved; run the same command again to resume",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     except bad_input as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Exception:  # noqa: BLE001 - anything else is a bug: show it whole
+    except MemoryError as exc:
+        print(f"error: out of memory while training ({_one_line(exc)[:200]}); finished groups are saved: use a "
+              "smaller study (fewer activations per group, a smaller --width or --batch-size) or more memory",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug: show it whole
+        if _is_oom(exc):
+            print(f"error: out of memory while training ({_one_line(exc)[:200]}); finished groups are saved: use a "
+                  "smaller study (fewer activations per group, a smaller --width or --batch-size) or more memory",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
         traceback.print_exc()
         print(BUG_REPORT, file=sys.stderr)
         return EXIT_INTERNAL
@@ -242,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     """Train (or reproduce) the study ``args`` describe and print its summary; exceptions go to ``main``."""
+    from empirical import config as C
     from empirical import reproduce
     from empirical.study import run_study
 
@@ -256,18 +346,12 @@ def _main(args: argparse.Namespace) -> int:
         reproduce.fresh_folder(cfg)
     else:
         cfg = config_from_args(args)
-    opts = {}
-    if args.executor == "ray":
-        opts = dict(address=args.ray_address, cpus_per_task=args.ray_cpus_per_task,
-                    gpus_per_task=args.ray_gpus_per_task)
+    executor, opts = executor_options(args)
+    if executor == "ray":
         from empirical.ray_executor import preflight as ray_preflight
 
         ray_preflight(cfg, **opts)  # bad Ray options or no Ray: one line, nothing written
-    elif args.workers != 1:
-        if args.workers < 1:
-            raise C.ConfigError(f"--workers must be a positive integer, got {args.workers}")
-        opts = dict(workers=args.workers)
-    outcome = run_study(cfg, progress=not args.no_progress, executor=args.executor, log=log, **opts)
+    outcome = run_study(cfg, progress=not args.no_progress, executor=executor, log=log, **opts)
     log(f"{outcome.trained} runs trained, {outcome.skipped} reused, in {outcome.wall_time_s:.1f} s; "
         f"results in {outcome.folder}/")
     print_summary(outcome.folder)
@@ -278,8 +362,13 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_oom(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text or "can't allocate memory" in text
+
+
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    return printable(" ".join(str(exc).split()))
 
 
 if __name__ == "__main__":

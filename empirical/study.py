@@ -3,6 +3,7 @@ write each task's runs atomically, merge the tables.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -106,17 +107,26 @@ class Outcome:
 def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
               log: Callable[[str], None] = print, **executor_opts) -> Outcome:
     """Train every unfinished run of ``cfg`` and write the results folder; resumable at task granularity."""
+    if executor != "ray":
+        from empirical import resources
+
+        resources.check(cfg, workers=executor_opts.get("workers", 1))
     no_edge = preflight(cfg, check_device=executor != "ray")
     folder = cfg.folder
-    results.check_writable(folder)
     store = results.Store(folder)
-    lock = results.Lock(folder)
-    lock.acquire()
     t0 = time.perf_counter()
-    try:
+    one_machine = executor == "local" and executor_opts.get("workers", 1) <= 1
+    with store:
+        runs, groups = plan(cfg, set(), no_edge, merge_seeds=one_machine)
+        legacy = store.check_study(cfg.to_json(), [[r.run_id for r in g.runs] for g in groups],
+                                   defaults=StudyConfig().to_json())
         done = store.finished()
-        one_machine = executor == "local" and executor_opts.get("workers", 1) <= 1
-        runs, tasks = plan(cfg, set(done), no_edge, merge_seeds=one_machine)
+        _, tasks = plan(cfg, set(done), no_edge, merge_seeds=one_machine)
+        if (legacy or store.legacy) and tasks:
+            raise results.ResultsError(
+                f"folder {folder} was written by an earlier version, one run at a time, and {len(tasks)} of its "
+                "groups are unfinished: resuming would batch them differently; pick another --name (or "
+                f"--out-dir), or delete {folder} to start it again")
         if not tasks and store.merged_intact() and _complete(folder, cfg):
             return Outcome(folder, runs, done, 0, len(runs), time.perf_counter() - t0)
         if no_edge:
@@ -126,11 +136,12 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
         if skipped:
             log(f"resuming: {skipped} of {len(runs)} runs already finished in {folder}; training {len(runs) - skipped}")
         previous = store.read_study()
-        resumed = skipped or previous.get("status") == "interrupted"
+        resumed = skipped or bool(previous)  # the same study (check_study): its compute so far adds up
         compute = float(previous.get("compute_time_s", previous.get("wall_time_s", 0.0)) or 0.0) if resumed else 0.0
-        info = {"config": cfg.to_json(), "environment": results.environment(), "status": "running",
+        info = {"config": cfg.to_json(), "environment": results.environment(), "status": results.STATUS_INCOMPLETE,
                 "code_revision": results.code_revision(),
                 "runs": len(runs), "tasks": len(tasks),
+                "groups": [[r.run_id for r in g.runs] for g in groups],
                 "left_out": {"init=critical (no edge of chaos)": sorted(no_edge)},
                 "compute_time_s": round(compute, 3), "timing_method": METHOD}
         store.write_study(info)
@@ -140,8 +151,7 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
         order = [r.run_id for r in runs]
 
         def commit(records: Sequence[RunRecords]) -> None:
-            for rec in records:
-                store.write_run(rec)
+            store.write_group(records)
             store.merge(order, log)
 
         try:
@@ -152,16 +162,16 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
         except KeyboardInterrupt:
             store.merge(order, log)
             wall = time.perf_counter() - t0
-            info.update(status="interrupted", wall_time_s=round(wall, 3), compute_time_s=round(compute + wall, 3))
+            info.update(wall_time_s=round(wall, 3), compute_time_s=round(compute + wall, 3))
             store.write_study(info)
             raise
         rows = store.merge(order, log)
         if cfg.correlation:
             info["correlation"] = write_correlation(cfg, folder, log)
         wall = time.perf_counter() - t0
-        info.update(status="complete", wall_time_s=round(wall, 3),
+        if len(rows) != len(runs):  # pragma: no cover - a commit that did not land
+            raise results.ResultsError(f"{len(runs) - len(rows)} runs of {folder} were not saved; run the same command again")
+        info.update(status=results.STATUS_COMPLETE, wall_time_s=round(wall, 3),
                     compute_time_s=round(compute + (wall if tasks else 0.0), 3))
         store.write_study(info)
         return Outcome(folder, runs, rows, len(runs) - skipped, skipped, wall)
-    finally:
-        lock.release()

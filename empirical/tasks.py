@@ -28,20 +28,20 @@ class Task:
 
 def plan(cfg: StudyConfig, skip: set[str] = frozenset(), no_edge: frozenset[str] = frozenset(),
          merge_seeds: bool = False) -> tuple[list[RunConfig], list[Task]]:
-    """All runs of the study, and the tasks that train those not in ``skip``.
+    """All runs of the study, and the tasks (whole groups) that train those not in ``skip``.
 
     A task is a group (one seed) or, with ``merge_seeds``, every seed of a data set and model in one program
     (for one machine), where the data do not depend on the seed (the full training set, or subsets drawn
-    with ``subset_seed``). Runs with ``init = critical`` for an activation in ``no_edge`` (no edge of chaos)
-    are left out.
+    with ``subset_seed``). A group is the unit of training, of commit and of resume: it is left out only when
+    every one of its runs is in ``skip``. Runs with ``init = critical`` for an activation in ``no_edge`` (no
+    edge of chaos) are left out.
     """
     runs = [r for r in cfg.runs() if not (r.init == "critical" and r.activation in no_edge)]
     groups: dict[tuple, list[RunConfig]] = {}
     for r in runs:
-        if r.run_id not in skip:
-            merge = merge_seeds and (r.train_size is None or r.subset_seed is not None)
-            groups.setdefault(r.program_key if merge else r.group_key, []).append(r)
-    return runs, [Task(tuple(g)) for g in groups.values()]
+        merge = merge_seeds and (r.train_size is None or r.subset_seed is not None)
+        groups.setdefault(r.program_key if merge else r.group_key, []).append(r)
+    return runs, [Task(tuple(g)) for g in groups.values() if not all(r.run_id in skip for r in g)]
 
 
 _DATA_CACHE: dict = {}

@@ -95,6 +95,23 @@ RUN_CASES = {
     "formula with a singularity": (["--activation", "1/x"], ["singular", "1/x"]),
     "formula not depending on x": (["--activation", "exp(2)"], ["does not depend on x"]),
     "zero workers": (["--workers", "0"], ["workers", "0"]),
+    "abbreviated option": (["--seed", "1"], ["unrecognized", "--seed"]),
+    "single-valued option twice": (["--name", "a", "--name", "b"], ["--name", "twice", "'a'", "'b'"]),
+    "name ending in a newline": (["--name", "study\n"], ["study name", "'study\\n'"]),
+    "empty preset": (["--preset", ""], ["--preset", "empty"]),
+    "empty config path": (["--config", ""], ["--config", "empty"]),
+    "momentum with adam": (["--momentum", "0.9"], ["momentum", "adam", "--optimizer sgd"]),
+    "sigma_b2 without an init that uses it": (["--init", "he", "--sigma-b2", "0.1"], ["sigma_b2", "critical"]),
+    "depth with widths": (["--depth", "3", "--width", "8", "--widths", "8,8"], ["--widths", "--depth"]),
+    "ray option with the local executor": (["--ray-address", "auto"], ["--ray-address", "--executor ray"]),
+    "ray cpus with the local executor": (["--ray-cpus-per-task", "2"], ["--ray-cpus-per-task", "--executor ray"]),
+    "workers with ray": (["--executor", "ray", "--workers", "2"], ["--workers", "local"]),
+    "depth far too deep": (["--depth", "100000", "--width", "16"], ["depth 100000", "at most 1000"]),
+    "width far too wide": (["--widths", "100000"], ["width 100000", "at most 16384"]),
+    "too many channels": (["--model", "tinyvgg", "--channels", "100000"], ["channels 100000", "at most 1024"]),
+    "terminal escape in a value": (["--dataset", "\x1b[2J\x1b[31mmnist"], ["\\x1b[2j"]),
+    "study too large for memory": (["--depth", "200", "--width", "16384"], ["needs about", "available"]),
+    "seed too large": (["--seeds", str(2**40)], ["seed", str(2**40)]),
     "no edge of chaos": (["--init", "critical", "--activation", "gelu", "--sigma-b2", "0.05", "--epochs", "1"],
                          ["gelu", "edge of chaos"]),
 }
@@ -121,6 +138,21 @@ def _assert_one_line(code, err, words):
 
 
 FILE_CASES = {
+    "name of the wrong type": ("name = 5\n", ["name must be a string", "5", "study.toml"]),
+    "out_dir of the wrong type": ("out_dir = 3\n", ["out_dir must be a string", "study.toml"]),
+    "data_dir of the wrong type": ("data_dir = [1]\n", ["data_dir must be a string", "study.toml"]),
+    "boolean given as a string": ('download = "no"\n', ["download must be true or false", "'no'", "study.toml"]),
+    "integer given as a boolean": ("epochs = true\n", ["epochs must be an integer", "true", "study.toml"]),
+    "number given as a string": ('lr = "fast"\n', ["lr must be a number", "fast", "study.toml"]),
+    "list given as a scalar": ('seeds = 1\n', ["seeds must be a list", "study.toml"]),
+    "name given twice": ('name = "a"\nname = "b"\n', ["not valid TOML", "study.toml"]),
+    "name at the top and in [study]": ('name = "a"\n[study]\nname = "b"\n', ["name", "twice", "study.toml"]),
+    "unknown table": ('[training]\nepochs = 3\n', ["unknown table", "training", "study.toml"]),
+    "preset of the wrong type": ("preset = 3\n", ["preset must be a string", "study.toml"]),
+    "duplicate seeds": ("seeds = [1, 1]\n", ["seeds", "twice"]),
+    "too many runs": ("seeds = [" + ",".join(map(str, range(10000))) + ']\ninits = ["he", "lecun"]\n',
+                      ["140,000 runs", "at most 100,000"]),
+    "list too long": ("seeds = [" + ",".join(map(str, range(10001))) + "]\n", ["10,001 entries", "10,000"]),
     "misspelled TOML key": ("epoch = 3\n", ["epoch", "epochs"]),
     "malformed TOML": ("epochs = [3\n", ["not valid TOML"]),
     "wrong type in TOML": ('epochs = "ten"\n', ["epochs", "ten"]),
@@ -136,6 +168,23 @@ def test_config_file_rejects(case, tmp_path, capsys):
     code = run_main(["--config", toml(tmp_path, text), "--out-dir", str(out), "--no-progress"])
     _assert_one_line(code, capsys.readouterr().err, words)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "binary", "huge"])
+def test_config_path_that_is_not_a_small_text_file(kind, tmp_path, capsys):
+    path = tmp_path / "study.toml"
+    if kind == "fifo":
+        os.mkfifo(path)  # reading it would block forever
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "binary":
+        path.write_bytes(b"name = \"a\"\x00\xff\xfe\x00")
+    else:
+        path.write_text("seeds = [" + ",".join(map(str, range(400000))) + "]\n")
+    words = {"fifo": ["not a regular file"], "folder": ["not a regular file"], "binary": ["not UTF-8"],
+             "huge": ["bytes", "at most"]}[kind]
+    code = run_main(["--config", str(path), "--out-dir", str(tmp_path / "o")])
+    _assert_one_line(code, capsys.readouterr().err, [str(path), *words])
 
 
 def test_missing_config_file(tmp_path, capsys):

@@ -207,6 +207,24 @@ def test_missing_results_build_passes_and_says_so(built):
     assert not (site / "experiments" / "tiny").exists()
 
 
+def test_a_damaged_study_does_not_break_the_report(built, tmp_path):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURE, results)
+    bad = results / "broken"
+    bad.mkdir()
+    (bad / "runs.csv").write_text("run_id,activation,seed\nabc,relu,1,9,9\n\x00\x01garbage,,\n")
+    (bad / "study.json").write_text("[1, 2")
+    site = tmp_path / "site"
+    proc, _ = _build(site, results, built["cache"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    page = _page(site, "experiments/broken")
+    assert "damaged and left out of the report" in page
+    assert "tiny" in _page(site, "experiments/tiny")
+    assert "Left out: damaged results" in _page(site, "experiments")
+
+
 def _chromium():
     import shutil
     return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")

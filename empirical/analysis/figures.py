@@ -895,6 +895,10 @@ def make_all(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
         z = np.load(samples, allow_pickle=False)
         names = list(z["class_names"]) if "class_names" in z.files else None
         out += sample_images(z["images"], z["labels"], out_dir / "samples", class_names=names)
+    if (results_dir / "trainability_cells.csv").is_file():
+        # hundreds of (σ_w², depth) variants: the per-variant figures would be unreadable; the grid's own figures
+        from empirical.analysis.trainability_figures import draw
+        return out + draw(results_dir, out_dir)
     if epochs is not None and len(epochs):
         out += training_curves(with_variants(epochs, runs), out_dir / "training_curves")
     if steps is not None and len(steps):

@@ -100,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from empirical.analysis.claims import predict
     from empirical.analysis.results_schema import ResultsError, find_studies, load_study
     from empirical.analysis.verdicts import to_frame
-    from empirical.results import atomic_write
+    from empirical.results import ResultsError as WriteError
+    from empirical.results import atomic_write, check_target
 
     try:
         folders = find_studies(args.results)
@@ -109,12 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_dir = os.path.dirname(os.path.abspath(out))
         if not os.path.isdir(out_dir):
             raise ResultsError(f"cannot write {out}: folder {out_dir} does not exist")
+        check_target(out)  # a device, FIFO, symlink or folder at --out is refused before any work
         df = to_frame(predict(studies))
         try:
             atomic_write(out, df.to_csv(index=False))
         except OSError as exc:
             raise ResultsError(f"cannot write {out} ({exc.strerror})") from None
-    except ResultsError as exc:
+    except (ResultsError, WriteError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception:  # noqa: BLE001 - anything else is a bug: show it whole

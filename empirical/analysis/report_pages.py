@@ -708,6 +708,10 @@ def study_page(study: Path, figdir: Path | None, rel_root: str, pred=None) -> st
             out.append(figure(f"{rel_root}/{stem}.png", cap, alt=f"{name}: {title}"))
     else:
         out.append("No figures: the study folder holds none of runs.csv, epochs.csv, steps.csv, layers.csv.\n")
+    from empirical.analysis.trainability_report import section as trainability_section
+    tr = trainability_section(study, figdir, rel_root, pred)
+    if tr:
+        out.append(tr)
     if pred is not None and (pred["study"] == name).any():
         d = pred[pred["study"] == name]
         out.append("## Predictions\n")
@@ -882,9 +886,19 @@ def display(p: Path) -> str:
         return str(p)
 
 
+def damaged_study_page(study: Path, reason: str) -> str:
+    """The page of a study folder that could not be read: what is wrong, what to do."""
+    return ("---\nhide:\n  - toc\n---\n" + f"# Study `{study.name}`\n\n"
+            f"!!! failure \"This study folder is damaged and left out of the report\"\n"
+            f"    `{_md_escape(display(study))}`: {_md_escape(reason)}\n\n"
+            "    Rerun the study (`python -m empirical.run` with its command) or remove the folder, then rebuild.\n")
+
+
 def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs: Path | None,
-             study_figs: dict | None = None) -> dict[str, str]:
-    """The generated pieces hand-written pages pull in with ``<!-- actlab:NAME -->``, by NAME."""
+             study_figs: dict | None = None, damaged: dict[str, str] | None = None) -> dict[str, str]:
+    """The generated pieces hand-written pages pull in with ``<!-- actlab:NAME -->``, by NAME.
+
+    ``damaged`` (study or file -> reason) are listed in a warning above the studies table."""
     where = f"`{display(root)}`"
     if not root.is_dir():
         missing = (f"!!! note \"No results\"\n    The results folder {where} does not exist, so there is "
@@ -902,6 +916,9 @@ def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs:
             [[f"[{s.name}]({s.name}.md)", _count_runs(s), _activations_of(s),
               ", ".join(sorted(p.name for p in s.iterdir() if p.is_file() and not p.name.startswith(".")))]
              for s in found]))
+    if damaged:
+        studies_md = ("!!! warning \"Left out: damaged results\"\n" + "".join(
+            f"    - `{_md_escape(k)}`: {_md_escape(v)}\n" for k, v in sorted(damaged.items())) + "\n" + studies_md)
     if missing and pred is None:
         pred_md = missing.replace("{up}", "")
     elif pred is None or not len(pred):
@@ -922,7 +939,13 @@ def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs:
         "predictions": pred_md,
         "results_root": where,
         **reading_snippets(bundle, root, found, pred, study_figs or {}),
+        "trainability": _trainability_overview(found),
     }
+
+
+def _trainability_overview(found) -> str:
+    from empirical.analysis.trainability_report import overview
+    return overview(found)
 
 
 def reading_snippets(bundle: dict, root: Path, found: list[Path], pred, study_figs: dict) -> dict[str, str]:

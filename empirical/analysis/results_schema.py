@@ -83,7 +83,7 @@ def load_study(folder: str) -> Study:
     for name, cols in REQUIRED.items():
         path = os.path.join(folder, f"{name}.csv")
         try:
-            df = pd.read_csv(path)
+            df = pd.read_csv(path, dtype={"run_id": str})
         except FileNotFoundError:
             raise ResultsError(f"{path} is missing; the study folder is incomplete") from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
@@ -95,6 +95,7 @@ def load_study(folder: str) -> Study:
     runs = tables["runs"]
     if len(runs) == 0:
         raise ResultsError(f"{os.path.join(folder, 'runs.csv')} has no runs")
+    _check_tables(folder, tables)
     for c in ("sigma_w2", "sigma_b2", "depth"):
         runs[c] = pd.to_numeric(runs[c], errors="coerce")
     layers = tables["layers"]
@@ -103,12 +104,94 @@ def load_study(folder: str) -> Study:
     config = {}
     try:
         with open(os.path.join(folder, "study.json")) as fh:
-            config = json.load(fh).get("config", {})
+            info = json.load(fh)
+        config = info.get("config", {}) if isinstance(info, dict) else {}
     except (OSError, ValueError, AttributeError):
+        config = {}
+    if not isinstance(config, dict):  # a study.json of another schema: its config is not used
         config = {}
     name = str(config.get("name") or os.path.basename(os.path.normpath(folder)))
     return Study(name=name, folder=folder, runs=runs, layers=layers, epochs=tables["epochs"],
                  steps=tables["steps"], config=config)
+
+
+_STATUSES = ("finished", "diverged")
+
+
+def _check_tables(folder: str, tables: dict[str, pd.DataFrame]) -> None:
+    """Refuse tables that would mislead or crash the claims, naming the file and the first bad row:
+    empty or duplicated run ids; activations that are not registry names or allowed formulas;
+    depths, seeds, steps and layers that are not non-negative integers; σ² that are not finite; text where
+    numbers belong (a value left empty, as for a diverged run, is allowed)."""
+    from theory import activations as registry
+
+    runs = tables["runs"]
+    path = os.path.join(folder, "runs.csv")
+
+    def bad(file: str, row, what: str) -> ResultsError:
+        return ResultsError(f"{os.path.join(folder, file)} row {int(row) + 2}: {what}; the study folder is damaged "
+                            "(rerun the study, or remove that folder from the results)")
+
+    ids = runs["run_id"]
+    for i, v in ids.items():
+        if not isinstance(v, str) or not v.strip() or not v.isprintable() or "," in v:
+            raise bad("runs.csv", i, f"run_id {_short(v)} is not a run id")
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise bad("runs.csv", dup.index[0], f"run {dup.iloc[0]} appears twice")
+    for a in runs["activation"].unique():
+        try:
+            if not isinstance(a, str):
+                raise ValueError
+            registry.lookup(a)
+        except (ValueError, TypeError, RecursionError):
+            i = runs.index[runs["activation"].isin([a])][0] if a == a else runs.index[runs["activation"].isna()][0]
+            raise bad("runs.csv", i, f"activation {_short(a)} is neither a known name nor an allowed formula") from None
+    for col, kind in (("depth", "positive integer"), ("seed", "integer"), ("sigma_w2", "number"),
+                      ("sigma_b2", "number")):
+        vals = pd.to_numeric(runs[col], errors="coerce")
+        for i in vals.index[~vals.map(lambda v: _ok(v, kind))]:
+            raise bad("runs.csv", i, f"{col} {_short(runs[col][i])} is not a finite {kind}")
+    for i, v in runs["status"].items():
+        if v not in _STATUSES:
+            raise bad("runs.csv", i, f"status {_short(v)} is not one of {', '.join(_STATUSES)} (a cut or edited row?)")
+    known = set(ids)
+    for name, cols in (("layers", ("step", "layer")), ("epochs", ("epoch",)), ("steps", ("step",))):
+        df = tables[name]
+        if not len(df):
+            continue
+        for col in cols:
+            vals = pd.to_numeric(df[col], errors="coerce")
+            for i in vals.index[~vals.map(lambda v: _ok(v, "non-negative integer"))][:1]:
+                raise bad(f"{name}.csv", i, f"{col} {_short(df[col][i])} is not a non-negative integer")
+        numeric = [c for c in df.columns if c not in ("run_id", "activation", "init", "metric", *cols)]
+        for col in numeric:
+            if not pd.api.types.is_numeric_dtype(df[col]):
+                vals = pd.to_numeric(df[col], errors="coerce")
+                text = df[col].notna() & vals.isna()
+                if text.any():
+                    i = text.idxmax()
+                    raise bad(f"{name}.csv", i, f"{col} {_short(df[col][i])} is not a number")
+        stray = ~df["run_id"].isin(known)
+        if stray.any():
+            i = stray.idxmax()
+            raise bad(f"{name}.csv", i, f"run {_short(df['run_id'][i])} is not in runs.csv")
+
+
+def _ok(v, kind: str) -> bool:
+    if v is None or not math.isfinite(v):
+        return False
+    if kind == "number":
+        return True
+    if v != int(v):
+        return False
+    return v > 0 if kind == "positive integer" else (v >= 0 if kind == "non-negative integer" else True)
+
+
+def _short(v, n: int = 60) -> str:
+    text = repr(v) if isinstance(v, str) else str(v)
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= n else text[:n - 1] + "…"
 
 
 def study_folders(root: Path) -> list[Path]:
@@ -134,11 +217,21 @@ def prediction_files(root: Path, found: Iterable[Path]) -> list[Path]:
     return [f for f in files if f.is_file() and f.stat().st_size > 0]
 
 
-def load_predictions(root: Path, found: Iterable[Path]) -> pd.DataFrame | None:
-    """All prediction rows with a ``study`` column (a study folder's own file names its study)."""
+def load_predictions(root: Path, found: Iterable[Path], damaged: dict | None = None) -> pd.DataFrame | None:
+    """All prediction rows with a ``study`` column (a study folder's own file names its study).
+
+    A file that cannot be read as predictions is left out and named in ``damaged`` (path -> reason)."""
     frames = []
     for f in prediction_files(root, found):
-        df = pd.read_csv(f)
+        try:
+            df = pd.read_csv(f)
+            if "verdict" not in df.columns or "claim" not in df.columns:
+                raise ValueError("it lacks the verdict or claim column")
+        except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            if damaged is None:
+                raise ResultsError(f"{f} cannot be read as predictions ({' '.join(str(exc).split())})") from None
+            damaged[str(f)] = " ".join(str(exc).split())[:300]
+            continue
         if "study" not in df.columns:
             df.insert(0, "study", f.parent.name if f.parent != root else "(none)")
         df["study"] = df["study"].fillna("(none)").astype(str)
@@ -162,11 +255,13 @@ def widths(run) -> list[int]:
 
 
 def setting_label(run) -> str:
-    """The fixed setting string of a run (claims group seeds by it): init, σ_b² for critical, model or
+    """The fixed setting string of a run (claims group seeds by it): init, σ_w² for gaussian, σ_b² for critical and gaussian, model or
     depth/width (or widths), train size; e.g. ``init=he depth=10 width=256``."""
     ws = widths(run)
     parts = [f"init={run['init']}"]
-    if str(run["init"]) == "critical":
+    if str(run["init"]) == "gaussian":
+        parts.append(f"sigma_w2={float(run['sigma_w2']):g}")
+    if str(run["init"]) in ("critical", "gaussian"):
         parts.append(f"sigma_b2={float(run['sigma_b2']):g}")
     if str(run.get("model", "mlp")) != "mlp":
         parts.insert(0, f"model={run['model']}")

@@ -254,6 +254,27 @@ def test_bad_cache_is_rebuilt(tmp_path):
     assert torch.load(bad, weights_only=True)["x"].shape == (20, 1, 28, 28)
 
 
+@pytest.mark.parametrize("where", ["x", "y"])
+def test_one_flipped_bit_in_the_cache_payload_is_caught_on_read(tmp_path, where):
+    arrays = make_idx_set(tmp_path, "MNIST")
+    first = load(DataSpec("mnist", data_dir=str(tmp_path)))
+    cache = tmp_path / CACHE_DIRNAME / "mnist-train.pt"
+    blob = bytearray(cache.read_bytes())
+    payload = (np.ascontiguousarray(arrays["train-images-idx3-ubyte"], dtype=np.uint8).tobytes() if where == "x"
+               else np.asarray(arrays["train-labels-idx1-ubyte"], dtype=np.int64).tobytes())
+    at = bytes(blob).find(payload)
+    assert at > 0, "payload not stored uncompressed"
+    blob[at + len(payload) // 2] ^= 0x04
+    cache.write_bytes(bytes(blob))
+    damaged = torch.load(cache, weights_only=True)[where]
+    original = (torch.from_numpy(np.ascontiguousarray(arrays["train-images-idx3-ubyte"], dtype=np.uint8)).unsqueeze(1)
+                if where == "x" else torch.from_numpy(np.asarray(arrays["train-labels-idx1-ubyte"], dtype=np.int64)))
+    assert not torch.equal(damaged, original), "the flip did not change the stored tensor"
+    second = load(DataSpec("mnist", data_dir=str(tmp_path)))
+    assert torch.equal(first.x_train, second.x_train) and torch.equal(first.y_train, second.y_train)
+    assert bytes(blob) != cache.read_bytes(), "the damaged cache was not rebuilt"
+
+
 def test_stale_cache_is_rebuilt_when_raw_files_change(tmp_path):
     make_idx_set(tmp_path, "MNIST")
     load(DataSpec("mnist", data_dir=str(tmp_path)))
