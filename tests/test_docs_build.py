@@ -211,7 +211,7 @@ def test_a_damaged_study_does_not_break_the_report(built, tmp_path):
     import shutil
 
     results = tmp_path / "results"
-    shutil.copytree(FIXTURE, results)
+    shutil.copytree(built["results"], results)
     bad = results / "broken"
     bad.mkdir()
     (bad / "runs.csv").write_text("run_id,activation,seed\nabc,relu,1,9,9\n\x00\x01garbage,,\n")
