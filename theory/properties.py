@@ -43,6 +43,7 @@ __all__ = ["Properties", "Extremum", "Saturation", "derive", "saturation_thresho
 
 SYMBOLIC_BUDGET_S = 12.0   # sympy time per activation; past it every symbolic step falls back to numbers
 STEP_BUDGET_S = 3.0        # one sympy call (limit, solve, simplify, a sign proof) at most
+_REFIRE_S = 0.05
 
 
 class _Timeout(BaseException):
@@ -70,19 +71,42 @@ def _budget(seconds: float = STEP_BUDGET_S):
         yield
         return
 
+    armed = [True]
+
     def on_alarm(signum, frame):
-        raise _Timeout
+        if not _inside_timed(frame):  # the block was left without disarming: stop, never raise elsewhere
+            signal.setitimer(signal.ITIMER_PROF, 0)
+        elif armed[0]:
+            _STATE["timed_out"] = True
+            raise _Timeout
 
     old = signal.signal(signal.SIGPROF, on_alarm)
-    signal.setitimer(signal.ITIMER_PROF, limit)
+    # re-fires every _REFIRE_S of CPU time: a _Timeout swallowed by a bare ``except:`` is raised again
+    signal.setitimer(signal.ITIMER_PROF, limit, _REFIRE_S)
     try:
         yield
-    except _Timeout:
-        _STATE["timed_out"] = True
-        raise
     finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, old)
+        _disarm(armed, old)
+
+
+def _disarm(armed: list, old) -> None:
+    """Stop the timer and restore the old handler, even if a last SIGPROF lands during the cleanup."""
+    while True:
+        try:
+            armed[0] = False
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, old)
+            return
+        except _Timeout:
+            continue
+
+
+def _inside_timed(frame) -> bool:
+    while frame is not None:
+        if frame.f_code is _timed.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _timed(fn, default, seconds: float = STEP_BUDGET_S):

@@ -7,6 +7,7 @@ import math
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,28 @@ def test_tanh_shifted_by_20000_within_budget():
     assert proc.returncode == 0, proc.stderr
     assert cpu < 20 * 2, f"{cpu:.1f} s of CPU for two activations"
     assert '"symmetry": "none"' in proc.stdout.split('"name": "tanh(x-20000)"')[1]
+
+
+def test_budget_survives_a_swallowed_timeout():
+    """A step that eats the first timeout (bare ``except:``, as some sympy and mpmath paths do) is still
+    cut off, and no timeout is raised once the step has returned."""
+    import signal
+
+    from theory import properties as P
+
+    def stubborn():
+        try:
+            while True:
+                pass
+        except BaseException:  # noqa: BLE001 - the point of the test
+            pass
+        while True:
+            pass
+
+    start = time.process_time()
+    assert P._timed(stubborn, "default", 0.2) == "default"
+    assert time.process_time() - start < 5
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+    spin = time.process_time()
+    while time.process_time() - spin < 0.3:  # a leaked periodic timer would raise in here
+        pass
