@@ -88,6 +88,13 @@ class RunConfig:
         own seed's initialisation, batch order and probe batch)."""
         return tuple(kv for kv in self.group_key if kv[0] != "seed")
 
+    def task_key(self, merge_seeds: bool) -> tuple:
+        """The key of the batched program this run trains in: ``program_key`` when seeds are merged (one
+        machine) and the data do not depend on the seed (the full training set, or a ``subset_seed`` subset),
+        else ``group_key``."""
+        merge = merge_seeds and (self.train_size is None or self.subset_seed is not None)
+        return self.program_key if merge else self.group_key
+
     @property
     def depth(self) -> int:
         return len(self.widths) if self.model == "mlp" else 4

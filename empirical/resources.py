@@ -71,13 +71,15 @@ def _model_size(model: str, shape, widths, channels) -> tuple[int, int, int]:
 
 
 def estimate(cfg, workers: int = 1) -> Estimate:
-    """The peak memory of ``cfg`` (a validated StudyConfig) in bytes, for its largest group."""
+    """The peak memory of ``cfg`` (a validated StudyConfig) in bytes, for its largest batched program
+    (one worker merges the seeds of a data set and model into one program, as ``tasks.plan`` does)."""
     shape, n_train, n_test = SHAPES[cfg.dataset]
     if cfg.train_size is not None:
         n_train = min(n_train, cfg.train_size)
     groups: dict[tuple, int] = {}
     for r in cfg.runs():
-        groups[r.group_key] = groups.get(r.group_key, 0) + 1
+        key = r.task_key(merge_seeds=workers <= 1)
+        groups[key] = groups.get(key, 0) + 1
     worst = None
     for key, R in groups.items():
         d = dict(key)

@@ -39,8 +39,7 @@ def plan(cfg: StudyConfig, skip: set[str] = frozenset(), no_edge: frozenset[str]
     runs = [r for r in cfg.runs() if not (r.init == "critical" and r.activation in no_edge)]
     groups: dict[tuple, list[RunConfig]] = {}
     for r in runs:
-        merge = merge_seeds and (r.train_size is None or r.subset_seed is not None)
-        groups.setdefault(r.program_key if merge else r.group_key, []).append(r)
+        groups.setdefault(r.task_key(merge_seeds), []).append(r)
     return runs, [Task(tuple(g)) for g in groups.values() if not all(r.run_id in skip for r in g)]
 
 

@@ -252,8 +252,11 @@ def test_memory_estimate_is_an_upper_bound_of_the_parameters():
     cfg = C.validate(C.StudyConfig(widths=(100, 50), activations=("relu", "tanh")))
     est = resources.estimate(cfg)
     params = (64 + 1) * 100 + (100 + 1) * 50 + (50 + 1) * 10
-    assert est.params_per_run == params and est.group_runs == 2
-    assert est.state_bytes == 4 * 2 * params * 4
+    runs = 2 * len(cfg.seeds)  # one worker trains every seed of the model in one program
+    assert est.params_per_run == params and est.group_runs == runs
+    assert est.state_bytes == 4 * runs * params * 4
+    per_seed = resources.estimate(cfg, workers=2)  # one program per seed, two at a time
+    assert per_seed.group_runs == 2 and per_seed.state_bytes == 2 * 4 * 2 * params * 4
     with pytest.raises(resources.ResourceError, match="needs about"):
         resources.check(cfg, available=1000)
 
