@@ -9,7 +9,11 @@ probe loss L = mean cross-entropy over the probe batch, every metric is one numb
 - ``dead_frac``: fraction of units with h = 0 on every probe input (channels for convolutions);
 - ``saturated_frac``: fraction of (unit, input) entries with |φ′(z)| < ε;
 - ``preact_q``: mean z² (the theory's q_l), ``preact_var``: variance of z;
-- ``weight_spectral_norm``: ‖W_l‖₂ (linear layers), for the bound ‖∂L/∂h_{l-1}‖ ≤ Lip(φ)·‖W_l‖₂·‖∂L/∂z_l‖.
+- ``weight_spectral_norm``: ‖W_l‖₂ (linear layers), for the bound ‖∂L/∂h_{l-1}‖ ≤ Lip(φ)·‖W_l‖₂·‖∂L/∂z_l‖;
+- with ``distributions`` (the first and the last probe of a run): ``act_qNN``, the NN % quantile of the
+  entries of h_l (hidden layers), and ``wgrad_qNN``, the NN % quantile of the entries |∂L/∂W_l|, for
+  NN in 05, 25, 50, 75, 95 (linear interpolation, as numpy.quantile; a run with more than 2²² entries
+  in a layer is subsampled with a fixed stride).
 """
 from __future__ import annotations
 
@@ -19,6 +23,11 @@ from empirical.models import StackedModel
 
 METRICS = ("grad_norm_z", "grad_norm_h", "weight_grad_norm", "mean_abs_grad", "dead_frac",
            "saturated_frac", "preact_q", "preact_var", "weight_spectral_norm")
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+ACT_QUANTILES = tuple(f"act_q{round(100 * q):02d}" for q in QUANTILES)
+WGRAD_QUANTILES = tuple(f"wgrad_q{round(100 * q):02d}" for q in QUANTILES)
+DIST_METRICS = ACT_QUANTILES + WGRAD_QUANTILES
+_MAX_QUANTILE_ENTRIES = 1 << 22
 
 
 def _per_run(t: torch.Tensor) -> torch.Tensor:
@@ -26,9 +35,9 @@ def _per_run(t: torch.Tensor) -> torch.Tensor:
 
 
 def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-          eps: float, spectral: bool = True) -> dict[str, dict[int, torch.Tensor]]:
+          eps: float, spectral: bool = True, distributions: bool = False) -> dict[str, dict[int, torch.Tensor]]:
     """metric -> {layer: tensor [R]} measured on the batch (x, y); parameters are not changed."""
-    out: dict[str, dict[int, torch.Tensor]] = {m: {} for m in METRICS}
+    out: dict[str, dict[int, torch.Tensor]] = {m: {} for m in METRICS + (DIST_METRICS if distributions else ())}
     with torch.enable_grad():
         logits, cap = model.forward(params, x, capture=True)
         loss = model.per_run_loss(logits, y).sum()
@@ -48,6 +57,9 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
             gw = g_params[2 * i]
             out["weight_grad_norm"][layer] = _per_run(gw).norm(dim=1)
             out["mean_abs_grad"][layer] = _per_run(gw).abs().mean(dim=1)
+            if distributions:
+                for m, v in zip(WGRAD_QUANTILES, _quantiles(_per_run(gw).abs())):
+                    out[m][layer] = v
             if model.arch.model == "mlp" and spectral:
                 out["weight_spectral_norm"][layer] = _spectral_norm(params[2 * i].detach())
             if i == n_hidden:
@@ -65,7 +77,22 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
                 dead = (h == 0).transpose(1, 2).reshape(R, h.shape[2], -1).all(dim=2)
             out["dead_frac"][layer] = dead.float().mean(dim=1)
             out["saturated_frac"][layer] = _saturated(model, cap.z_raw[i], eps)
+            if distributions:
+                for m, v in zip(ACT_QUANTILES, _quantiles(_per_run(h))):
+                    out[m][layer] = v
     return out
+
+
+def _quantiles(flat: torch.Tensor) -> torch.Tensor:
+    """[len(QUANTILES), R]: the quantiles of each run's entries (rows of ``flat`` [R, N])."""
+    flat = flat.float()
+    step = -(-flat.shape[1] // _MAX_QUANTILE_ENTRIES)
+    if step > 1:
+        flat = flat[:, ::step]
+    q = torch.tensor(QUANTILES, dtype=flat.dtype, device=flat.device)
+    if flat.numel() <= _MAX_QUANTILE_ENTRIES:
+        return torch.quantile(flat, q, dim=1)
+    return torch.stack([torch.quantile(row, q) for row in flat], dim=1)
 
 
 def _moments(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

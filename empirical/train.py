@@ -126,8 +126,8 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
     diverged_at = [None] * R
     layer_rows: list[tuple[int, int, dict]] = []
 
-    def do_probe(step: int, epoch: int) -> None:
-        res = probes.probe(model, params, x_probe, y_probe, first.eps)
+    def do_probe(step: int, epoch: int, distributions: bool = False) -> None:
+        res = probes.probe(model, params, x_probe, y_probe, first.eps, distributions=distributions)
         layer_rows.append((step, epoch, {m: {l: v.detach().cpu().tolist() for l, v in d.items()}
                                          for m, d in res.items()}))
 
@@ -135,7 +135,7 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
         res = sharpness.measure(model, params, x_probe, y_probe, opt, iters=first.sharpness_iters, seed=first.seed)
         layer_rows.append((step, epoch, {m: {0: v.tolist()} for m, v in res.items()}))
 
-    do_probe(0, 0)
+    do_probe(0, 0, distributions=True)
     if first.sharpness_every:
         do_sharpness(0, 0)
     step = 0
@@ -193,7 +193,7 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
             })
         if all(d is not None for d in diverged_at):
             break
-    do_probe(step, epoch)
+    do_probe(step, epoch, distributions=True)
     if first.sharpness_every:
         do_sharpness(step, epoch)
 

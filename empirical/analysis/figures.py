@@ -37,7 +37,7 @@ __all__ = [
     "activation_frame", "meanfield_frame",
     "activation_curves", "meanfield_curves", "correlation_curves",
     "training_curves", "step_loss", "bar_by_activation", "final_accuracy_bars",
-    "time_per_epoch_bars", "first_layer_grad_bars", "layer_heatmaps", "depth_profile",
+    "time_per_epoch_bars", "first_layer_grad_bars", "layer_heatmaps", "layer_distributions", "depth_profile",
     "measured_depth_profile", "predicted_depth_profile", "predicted_vs_measured", "sample_images", "make_all", "FIGURES",
 ]
 
@@ -807,6 +807,57 @@ def layer_fractions(layers: pd.DataFrame, runs: pd.DataFrame | None, out: str | 
     return save(fig, out)
 
 
+def layer_distributions(layers: pd.DataFrame, runs: pd.DataFrame | None, out: str | Path, *,
+                        kind: str = "act") -> list[Path]:
+    """Per-layer distribution at initialisation (the activation's colour) and at the end of training (grey):
+    the median (line, end dashed), the 25–75 % band (darker) and the 5–95 % band (lighter), each quantile the
+    mean over seeds; one panel per activation (columns) and variant (rows). ``kind``: ``act`` for the entries
+    of h_l (hidden layers), ``wgrad`` for |∂L/∂W_l| (every layer, log scale)."""
+    names = [f"{kind}_q{n}" for n in ("05", "25", "50", "75", "95")]
+    lay = layers[layers["metric"].isin(names)]
+    if lay.empty:
+        return []
+    lay = with_variants(lay, runs)
+    lay = lay.assign(variant=variant_labels(lay))
+    first = lay.groupby("run_id")["step"].transform("min")
+    last = lay.groupby("run_id")["step"].transform("max")
+    lay = lay.assign(when=np.where(lay["step"] == first, "init", np.where(lay["step"] == last, "end", "")))
+    wide = (lay[lay["when"] != ""].groupby(["variant", "activation", "when", "layer", "metric"])["value"]
+            .mean().unstack("metric"))
+    variants = sorted(lay["variant"].unique())
+    acts = activation_order(lay["activation"].unique())
+    fig, axes = _figure(len(acts), len(variants), w=2.6, h=2.3, sharey="row" if kind == "act" else False)
+    log = kind == "wgrad"
+    for i, v in enumerate(variants):
+        for j, a in enumerate(acts):
+            ax = axes[i][j]
+            for when, color, ls in (("init", color_for(a), "-"), ("end", "#555555", "--")):
+                try:
+                    d = wide.loc[(v, a, when)].sort_index()
+                except KeyError:
+                    continue
+                if log:
+                    d = d.where(d > 0)
+                ax.fill_between(d.index, d[names[0]], d[names[4]], color=color, alpha=0.15, lw=0)
+                ax.fill_between(d.index, d[names[1]], d[names[3]], color=color, alpha=0.35, lw=0)
+                ax.plot(d.index, d[names[2]], color=color, ls=ls, lw=1.4, marker="o", ms=2,
+                        label=("initialisation (the activation's colour)" if when == "init" else "end of training")
+                        + ": median, 25–75 %, 5–95 %")
+            if log and ax.has_data():
+                _log_axis(ax)
+            ax.set_title(f"{a}" + (f" · {v}" if v else ""), fontsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.25)
+            if i == len(variants) - 1:
+                ax.set_xlabel("hidden layer l" if kind == "act" else "layer l (last: output)", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(r"entries of $h_l$" if kind == "act" else r"entries of $|\partial L/\partial W_l|$ (log)",
+                              fontsize=8)
+    _legend_outside(fig, axes.ravel(), 7)
+    return save(fig, out)
+
+
 # ---------------------------------------------------------------------------------------------
 # All figures of one study folder.
 
@@ -847,6 +898,17 @@ FIGURES: dict[str, tuple[str, str]] = {
                         "fraction of units that are 0 on every probe input (dead), at initialisation (solid) and "
                         "at the end of training (dashed), mean over seeds; dotted: the mean-field prediction "
                         r"at initialisation, $P(|\varphi'(\sqrt{q_l}\,u)| < \varepsilon)$ at the measured $q_l$."),
+    "layer_activations": ("Activation distribution per layer",
+                          r"Quantiles of the entries of $h_l = \varphi(z_l)$ on the probe batch, per hidden layer, at "
+                          "initialisation (colour, solid median) and at the end of training (grey, dashed median): "
+                          "the line is the median, the darker band 25–75 %, the lighter band 5–95 %; each quantile "
+                          "is the mean over seeds. A band that collapses onto a bound (±1 for tanh, 0 and 1 for "
+                          "sigmoid) is saturation; a median at 0 with a 75 % quantile at 0 means at least 3 in 4 "
+                          "entries are exactly zero (ReLU's dead side)."),
+    "layer_weight_grads": ("Weight-gradient distribution per layer",
+                           r"Quantiles of the entries $|\partial L/\partial W_l|$ per layer (the last is the output "
+                           "layer), log scale, at initialisation (colour) and at the end (grey), as in the figure "
+                           "above. Vanishing gradients show as bands that fall layer by layer towards the input."),
     "sharpness": ("Sharpness against the edge of stability",
                   "Top eigenvalue of the training-loss Hessian (preconditioned by Adam's P for Adam) "
                   "against step, mean over seeds with the min–max band (log scale); dotted: the "
@@ -945,8 +1007,12 @@ def _curvature_figures(folder: Path, runs, layers, steps, out_dir: Path) -> list
     try:
         study = load_study(str(folder))
     except ResultsError:
-        return layer_fractions(layers, runs, out_dir / "layer_fractions")
+        return (layer_fractions(layers, runs, out_dir / "layer_fractions")
+                + layer_distributions(layers, runs, out_dir / "layer_activations", kind="act")
+                + layer_distributions(layers, runs, out_dir / "layer_weight_grads", kind="wgrad"))
     out += layer_fractions(layers, runs, out_dir / "layer_fractions", predicted=predicted_saturation(study))
+    out += layer_distributions(layers, runs, out_dir / "layer_activations", kind="act")
+    out += layer_distributions(layers, runs, out_dir / "layer_weight_grads", kind="wgrad")
     sf = sharpness_frame(study)
     if len(sf):
         out += sharpness_curves(sf, out_dir / "sharpness")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -137,11 +138,12 @@ def _hooked(net: nn.Sequential, x, y, eps, fn):
         t.retain_grad()
     logits.retain_grad()
     nn.functional.cross_entropy(logits, y).backward()
-    out = {m: {} for m in probes.METRICS}
+    out = {m: {} for m in probes.METRICS + probes.DIST_METRICS}
     out["preact_q"][0] = (x ** 2).mean()
     for l, mod in enumerate(layers, 1):
         out["weight_grad_norm"][l] = mod.weight.grad.norm()
         out["mean_abs_grad"][l] = mod.weight.grad.abs().mean()
+        _np_quantiles(out, probes.WGRAD_QUANTILES, l, mod.weight.grad.abs())
         if isinstance(mod, nn.Linear) and all(isinstance(m, nn.Linear) for m in layers):
             out["weight_spectral_norm"][l] = torch.linalg.matrix_norm(mod.weight.detach(), 2)
         z = logits if l == len(layers) else zs[l - 1]
@@ -158,7 +160,15 @@ def _hooked(net: nn.Sequential, x, y, eps, fn):
         zz = z.detach().clone().requires_grad_(True)
         (d,) = torch.autograd.grad(fn(zz).sum(), zz)
         out["saturated_frac"][l] = (d.abs() < eps).float().mean()
+        _np_quantiles(out, probes.ACT_QUANTILES, l, h)
     return out
+
+
+def _np_quantiles(out, names, layer, t):
+    """numpy's quantiles (linear interpolation) of the entries of t, in float64."""
+    values = np.quantile(t.detach().double().numpy().ravel(), [0.05, 0.25, 0.5, 0.75, 0.95])
+    for name, v in zip(names, values):
+        out[name][layer] = torch.tensor(v)
 
 
 @pytest.mark.parametrize("model,shape", [("mlp", (12,)), ("tinyvgg", (1, 8, 8))])
@@ -173,11 +183,11 @@ def test_every_probe_metric_equals_autograd_hooks(model, shape):
     fns = [torch_activation(registry.lookup(a)) for a in acts]
     engine = StackedModel(arch, fns, [(0, 1), (1, 2), (2, 3)])
     x, y = data.x_train, data.y_train
-    got = probes.probe(engine, params, x, y, eps=0.05)
+    got = probes.probe(engine, params, x, y, eps=0.05, distributions=True)
     params = [p.detach() for p in params]
     for r, a in enumerate(acts):
         want = _hooked(_reference(arch, params, r, REFERENCE_ACTS[a]), x, y, 0.05, REFERENCE_ACTS[a])
-        for metric in probes.METRICS:
+        for metric in probes.METRICS + probes.DIST_METRICS:
             assert set(got[metric]) == set(want[metric]), (metric, a)
             for layer, v in want[metric].items():
                 assert float(got[metric][layer][r].detach()) == pytest.approx(float(v.detach()), rel=1e-4, abs=1e-7), \
