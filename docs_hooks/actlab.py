@@ -117,6 +117,9 @@ def _submit(final: Path, job: tuple) -> None:
     pending = _SERVE.setdefault("pending", {})
     if str(final) in pending:
         return
+    if not _SERVE.get("built"):                    # the first build is served before any drawing starts
+        _SERVE.setdefault("queue", {})[str(final)] = (final, job)
+        return
     if "pool" not in _SERVE:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -297,6 +300,13 @@ def on_page_markdown(markdown: str, page, config, files, **_):
 
 def on_startup(command, dirty=False, **_):
     _SERVE["on"] = command == "serve" and os.environ.get("ACTLAB_SERVE_BACKGROUND", "1") != "0"
+
+
+def on_post_build(config, **_):
+    if _SERVE.get("on") and not _SERVE.get("built"):
+        _SERVE["built"] = True
+        for final, job in _SERVE.pop("queue", {}).values():
+            _submit(final, job)
 
 
 def on_shutdown(**_):
