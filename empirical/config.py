@@ -142,6 +142,7 @@ class StudyConfig:
     out_dir: str = "runs"
     time_activations: bool = True
     correlation: bool = False
+    layer_quantiles: bool = True
 
     def runs(self) -> list[RunConfig]:
         """The grid, depth-major: ``depths`` (if given) make MLPs of ``widths[0]`` units per layer; init
@@ -214,18 +215,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         seeds=(42, 451, 1, 2, 3, 4, 5, 6, 7),
         activations=("relu", "sigmoid", "tanh", "selu", "gelu"), epochs=40, probe_every=25),
     "depth-sweep": dict(
-        description="gradient flow with depth: digits, MLP 30 x 256, inits default/he/critical (sigma_b2 = 0.05), 3 seeds, 1 epoch, probes at init and at the end",
+        description="gradient flow with depth: digits, MLP 30 x 256, inits default/he/critical (sigma_b2 = 0.05), 5 seeds, 1 epoch, probes at init and at the end",
         name="depth-sweep", widths=(256,) * 30, inits=("default", "he", "critical"), sigma_b2=0.05,
         activations=("relu", "leaky_relu", "sigmoid", "tanh", "silu", "selu", "gelu", "elu"),
-        seeds=(1, 2, 3), epochs=1, probe_every=1000, probe_size=512, lr=1e-3),
+        seeds=(1, 2, 3, 4, 5), epochs=1, probe_every=1000, probe_size=512, lr=1e-3),
     "trainability": dict(
         description="trainable depth vs the correlation depth scale (Schoenholz et al. 2017) on MNIST-1D (generated "
                     "offline): MLP width 64, depths 4-48, sigma_w2 0.5-4.0 step 0.25 at sigma_b2 = 0.05, "
-                    "tanh/elu/selu/relu, 3 seeds, SGD lr 0.01, batch 32, 250 steps; plus c_l, q_l at init",
+                    "tanh/elu/selu/relu, 5 seeds, SGD lr 0.01, batch 32, 250 steps; plus c_l, q_l at init",
         name="trainability", dataset="mnist1d", activations=("tanh", "elu", "selu", "relu"),
         inits=("gaussian",), sigma_w2s=tuple(0.5 + 0.25 * i for i in range(15)), sigma_b2=0.05,
-        depths=(4, 8, 16, 32, 48), widths=(64,), seeds=(1, 2, 3), optimizer="sgd", lr=0.01,
-        batch_size=32, epochs=2, probe_every=100000, probe_size=128, time_activations=False, correlation=True),
+        depths=(4, 8, 16, 32, 48), widths=(64,), seeds=(1, 2, 3, 4, 5), optimizer="sgd", lr=0.01,
+        batch_size=32, epochs=2, probe_every=100000, probe_size=128, time_activations=False, correlation=True,
+        layer_quantiles=False),
     "trainability-full": dict(
         description="the paper's scale, for a GPU or a Ray cluster: MNIST (--download), MLP width 300, depths 10-300, "
                     "sigma_w2 1.0-4.0 step 0.25 at sigma_b2 = 0.05, 4 activations, 3 seeds, SGD lr 1e-3, batch 128, "
@@ -234,7 +236,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         inits=("gaussian",), sigma_w2s=tuple(1.0 + 0.25 * i for i in range(13)), sigma_b2=0.05,
         depths=(10, 20, 30, 40, 50, 75, 100, 150, 200, 250, 300), widths=(300,), seeds=(1, 2, 3),
         optimizer="sgd", lr=1e-3, batch_size=128, epochs=10, probe_every=100000, probe_size=256,
-        time_activations=False, correlation=True),
+        time_activations=False, correlation=True, layer_quantiles=False),
     "edge-of-stability": dict(
         description="sharpness against 2/lr: digits, MLP 64-128-64-10, full-batch gradient descent (lr 0.5, "
                     "so 2/lr = 4), 400 steps, the seeds' 7 activations, 2 seeds; top Hessian eigenvalue of the "

@@ -32,7 +32,8 @@ def run_local(cfg: StudyConfig, tasks: Sequence[Task], commit: Callable, progres
             spec = data_spec(cfg, task.runs[0])
             seeds = ", ".join(str(sd) for sd in dict.fromkeys(r.seed for r in task.runs))
             bar.set_postfix_str(f"seeds {seeds}, {len(task.runs)} runs batched")
-            commit(run_task(task, spec, cfg.device, cfg.time_activations, progress=bar.update))
+            commit(run_task(task, spec, cfg.device, cfg.time_activations, progress=bar.update,
+                            layer_quantiles=cfg.layer_quantiles))
 
 
 def _run_pool(cfg, tasks, commit, progress, workers):
@@ -43,7 +44,8 @@ def _run_pool(cfg, tasks, commit, progress, workers):
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_limit_threads,
                              initargs=(max(1, _cpus() // workers),)) as pool, \
             _bar(len(tasks), "task", progress) as bar:
-        futures = [pool.submit(run_task, t, data_spec(cfg, t.runs[0]), cfg.device, cfg.time_activations)
+        futures = [pool.submit(run_task, t, data_spec(cfg, t.runs[0]), cfg.device, cfg.time_activations,
+                               layer_quantiles=cfg.layer_quantiles)
                    for t in tasks]
         for fut in as_completed(futures):
             commit(fut.result())

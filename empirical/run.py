@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sharpness-iters", type=_num(int), help=f"Lanczos steps per sharpness measurement (default: {d.sharpness_iters})")
     g.add_argument("--no-act-timing", action="store_true",
                    help="skip timing each activation's own forward+backward")
+    g.add_argument("--no-layer-quantiles", action="store_true",
+                   help="skip the per-layer quantiles of h_l and |dL/dW_l| at the first and last probe "
+                        "(default: recorded, except in the trainability presets)")
     g = p.add_argument_group("execution")
     g.add_argument("--executor", choices=("local", "ray"),
                    help="local (this machine, default) or ray (a Ray cluster; pip install -e '.[ray]')")
@@ -215,6 +218,8 @@ def config_from_args(args: argparse.Namespace):
         over["width"] = args.width if args.width is not None else (cfg.widths[0] if cfg.depths else 128)
     if args.no_act_timing:
         over["time_activations"] = False
+    if args.no_layer_quantiles:
+        over["layer_quantiles"] = False
     if args.no_normalize:
         over["normalize"] = False
     if args.torch_defaults:

@@ -87,8 +87,11 @@ def make_optimizer(params: Sequence[torch.Tensor], cfg: RunConfig) -> torch.opti
 
 def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "cpu",
                 progress: Callable[[int], None] | None = None, time_activations: bool = True,
-                native: bool = True, conv: str = "auto") -> list[RunRecords]:
+                native: bool = True, conv: str = "auto", layer_quantiles: bool = True) -> list[RunRecords]:
     """Train ``runs`` (one group) together on ``data`` (an ``empirical.data.Dataset``).
+
+    ``layer_quantiles``: the first and the last probe also record the per-layer quantiles of h_l and
+    |∂L/∂W_l| (``probes.DIST_METRICS``).
 
     ``conv`` picks TinyVGG's convolution strategy (``empirical.models.conv_strategy``); results do not depend on it.
     """
@@ -135,7 +138,7 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
         res = sharpness.measure(model, params, x_probe, y_probe, opt, iters=first.sharpness_iters, seed=first.seed)
         layer_rows.append((step, epoch, {m: {0: v.tolist()} for m, v in res.items()}))
 
-    do_probe(0, 0, distributions=True)
+    do_probe(0, 0, distributions=layer_quantiles)
     if first.sharpness_every:
         do_sharpness(0, 0)
     step = 0
@@ -193,7 +196,7 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
             })
         if all(d is not None for d in diverged_at):
             break
-    do_probe(step, epoch, distributions=True)
+    do_probe(step, epoch, distributions=layer_quantiles)
     if first.sharpness_every:
         do_sharpness(step, epoch)
 
