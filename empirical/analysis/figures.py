@@ -843,9 +843,14 @@ def layer_distributions(layers: pd.DataFrame, runs: pd.DataFrame | None, out: st
                 ax.plot(d.index, d[names[2]], color=color, ls=ls, lw=1.4, marker="o", ms=2,
                         label=("initialisation (the activation's colour)" if when == "init" else "end of training")
                         + ": median, 25–75 %, 5–95 %")
-            if log and ax.has_data():
-                _log_axis(ax)
             ax.set_title(f"{a}" + (f" · {v}" if v else ""), fontsize=8)
+            if not ax.has_data():
+                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                continue
+            if log:
+                _log_axis(ax)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.25)
