@@ -48,6 +48,11 @@ def summary_rows(runs: pd.DataFrame, claims: Iterable | None = None) -> list[dic
     claims = pd.DataFrame([c.row() if hasattr(c, "row") else c for c in (claims or [])])
     runs = runs.copy()
     runs["_setting"] = [_label(r) for _, r in runs.iterrows()]
+    by_setting = {}
+    if len(claims):
+        real = claims[claims["kind"] != "sanity"]
+        real = real.assign(_names=real["activation"].map(_names))
+        by_setting = dict(tuple(real.groupby("setting", sort=False)))
     out = []
     for setting in dict.fromkeys(runs["_setting"]):
         g = runs[runs["_setting"] == setting]
@@ -60,9 +65,9 @@ def summary_rows(runs: pd.DataFrame, claims: Iterable | None = None) -> list[dic
             g0 = pd.to_numeric(d.get("first_layer_grad_init", pd.Series(dtype=float)), errors="coerce").dropna()
             g1 = pd.to_numeric(fin.get("first_layer_grad_final", pd.Series(dtype=float)), errors="coerce").dropna()
             tally = {v: 0 for v in (HELD, FAILED, INCONCLUSIVE, NOT_APPLICABLE)}
-            if len(claims):
-                mine = claims[(claims["kind"] != "sanity") & (claims["setting"] == setting)
-                              & claims["activation"].map(lambda a: act in _names(a))]
+            here = by_setting.get(setting)
+            if here is not None:
+                mine = here[here["_names"].map(lambda names: act in names)]
                 for v, n in mine["verdict"].value_counts().items():
                     tally[v] = int(n)
             out.append({"setting": setting, "activation": act, "runs": len(d), "diverged": len(d) - len(fin),
