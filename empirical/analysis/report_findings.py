@@ -115,11 +115,10 @@ def _study_rows(pred, figdirs, stem, claim=None, prefix=None, most=True, dropna=
     """(study, rows) of the claim in the study with the most rows (or the first), if that study has figure
     ``stem``; None otherwise."""
     d = _rows(pred, claim=claim, prefix=prefix).dropna(subset=list(dropna))
+    d = d[d["study"].map(lambda s: _has_fig(figdirs, s, stem))]
     if not len(d):
         return None
     study = d["study"].value_counts().index[0] if most else d["study"].iloc[0]
-    if not _has_fig(figdirs, study, stem):
-        return None
     return study, d[d["study"] == study]
 
 
@@ -229,8 +228,10 @@ def finding_plateaus(pred, root, figdirs):
         sat = _rows(pred, study=study, claim="plateau steps rise with the saturated fraction at init")
         sat_txt = ""
         if len(sat) and np.isfinite(sat["measured"].iloc[0]):
-            sat_txt = (f" The saturated fraction at init does not explain them (ρ = {_fmt(sat['measured'].iloc[0])}, "
-                       f"{sat['verdict'].iloc[0]}).")
+            how = {"held": "They also rise with the saturated fraction at init",
+                   "failed": "The saturated fraction at init does not explain them"}.get(
+                str(sat["verdict"].iloc[0]), "Whether they rise with the saturated fraction at init is not decided")
+            sat_txt = f" {how} (ρ = {_fmt(sat['measured'].iloc[0])}, {sat['verdict'].iloc[0]})."
         return Finding(
             {"held": "Plateaus come with small initial gradients.",
              "failed": "Plateaus do not come with small initial gradients."}.get(
@@ -246,9 +247,10 @@ def finding_saturation(pred, root, figdirs):
     d = _rows(pred, claim="saturation_init_predicted_q").dropna(subset=["measured", "predicted"])
     if not len(d):
         return None
-    study = d["study"].value_counts().index[0]
-    if not _has_fig(figdirs, study, "layer_fractions"):
+    drawn = d[d["study"].map(lambda s: _has_fig(figdirs, s, "layer_fractions"))]
+    if not len(drawn):
         return None
+    study = drawn["study"].value_counts().index[0]
     held = int((d["verdict"] == "held").sum())
     lo, hi = wilson(held, len(d))
     err = (d["measured"] - d["predicted"]).abs()
@@ -289,8 +291,33 @@ def finding_seeds(pred, root, figdirs):
         study, stem, row_anchor(study, r.name))
 
 
-FINDINGS = (finding_gradient_factor, finding_deepest, finding_edge_of_stability, finding_adam, finding_plateaus,
-            finding_saturation, finding_seeds)
+def finding_trainability(pred, root, figdirs):
+    d = _rows(pred, claim="trainable_region").dropna(subset=["measured"])
+    d = d[d["study"].map(lambda s: _has_fig(figdirs, s, "trainability_heatmaps"))]
+    if not len(d):
+        return None
+    study = d["study"].iloc[0]
+    d = d[d["study"] == study]
+    parts = []
+    for _, r in d.iterrows():
+        k = re.search(r"k = ([0-9.]+), 95 % bootstrap interval \[([0-9.]+), ([0-9.]+)\]", str(r.get("detail", "")))
+        kk = f"k = {k.group(1)} (95 % interval {k.group(2)}–{k.group(3)})" if k else "k not fitted"
+        fin = re.search(r"on the (\d+) cells with finite ξ_c: ([0-9.]+)", str(r.get("detail", "")))
+        fin_txt = f"; {fin.group(2)} on its {fin.group(1)} cells with finite ξ_c" if fin else ""
+        parts.append(f"{r['activation']} {_fmt(r['measured'])} ({r['verdict']}; {kk}{fin_txt})")
+    best = d.loc[d["measured"].idxmax()]
+    return Finding(
+        "How deep a network trains is set by the correlation depth scale ξ_c where ξ_c is finite.",
+        f"In `{study}` ({_seeds(root, study)} seeds per cell), the rule 'trains iff depth ≤ k·ξ_c(σ_w²)' with k "
+        f"fitted per activation agreed with the measured (σ_w², depth) cells in: {'; '.join(parts)} (held needs "
+        f"≥ 0.85 and beating the best σ_w²-blind depth cut). Where q* → ∞ (ELU, ReLU, SELU at large σ_w²) "
+        f"ξ_c = ∞ calls every depth trainable although gradients grow by χ₁ > 1 per layer: that is where the "
+        f"rule misses.",
+        study, "trainability_heatmaps", row_anchor(study, best.name))
+
+
+FINDINGS = (finding_gradient_factor, finding_deepest, finding_trainability, finding_edge_of_stability, finding_adam,
+            finding_plateaus, finding_saturation, finding_seeds)
 
 
 def findings(pred: pd.DataFrame | None, root: Path, figdirs: dict) -> list[Finding]:
