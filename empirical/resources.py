@@ -154,7 +154,8 @@ def check(cfg, workers: int = 1, available: int | None = None) -> Estimate:
     if room is not None and est.total_bytes > room:
         raise ResourceError(
             f"the study needs {est.describe()}, but only {_gb(room)} of memory is available; use fewer "
-            "activations/inits per study, a smaller --width/--depth/--channels or --batch-size, or fewer --workers")
+            "activations/inits/seeds per study, a smaller --width/--depth/--channels or --batch-size, or --workers N "
+            "(one program per seed, N at a time; fewer N if already set)")
     return est
 
 

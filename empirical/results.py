@@ -239,7 +239,7 @@ def check_writable(folder: str) -> None:
         raise ResultsError(f"output folder {folder} is not writable ({exc.strerror}); choose another --out-dir") from None
 
 
-def _identity(config: dict) -> dict:
+def config_identity(config: dict) -> dict:
     """The fields of a study's config that change its numbers (not where data or results live)."""
     return {k: v for k, v in config.items() if k not in ("out_dir", "data_dir", "download", "time_activations")}
 
@@ -321,7 +321,7 @@ class Store:
                 raise ValueError("config is not a table")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ResultsError(f"{path} is unreadable or not a study record ({type(exc).__name__}); {hint}") from None
-        a, b = _identity({**(defaults or {}), **old_config}), _identity(config)  # fields added since: defaults
+        a, b = config_identity({**(defaults or {}), **old_config}), config_identity(config)  # fields added since: defaults
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         if diff:
             k = diff[0]

@@ -213,7 +213,7 @@ def test_corrupted_cifar_batch(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(tv_cifar, "check_integrity", lambda *a, **k: True)
     data = cifar_dir(tmp_path / "data")
     code = run_main(["--dataset", "cifar10", "--data-dir", str(data), "--out-dir", str(tmp_path / "o"),
-                     "--model", "tinyvgg"])
+                     "--model", "tinyvgg", "--activation", "relu", "--seeds", "1"])
     _assert_one_line(code, capsys.readouterr().err, ["data_batch_3"])
 
 

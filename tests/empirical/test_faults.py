@@ -94,12 +94,12 @@ def test_sigkill_at_random_commit_events_and_times_then_resume(zygote, reference
     rng = random.Random(14)
     points = [{"at": rng.randint(1, n_events)} for _ in range(16)]
     points += [{"after_s": rng.uniform(0.0, 1.5)} for _ in range(6)]
-    killed = 0
+    killed = {"at": 0, "after_s": 0}
     for i, fault in enumerate(points):
         out = tmp_path / f"k{i}"
         first = zygote.run(out, {**fault, "signal": "KILL"})
         if first["signal"] == signal.SIGKILL:
-            killed += 1
+            killed[next(iter(fault))] += 1
         else:
             assert first["rc"] == 0, first["stderr"]
         if i % 5 == 0 and "at" in fault:  # a second kill in the same folder before resuming
@@ -107,7 +107,8 @@ def test_sigkill_at_random_commit_events_and_times_then_resume(zygote, reference
             assert again["signal"] == signal.SIGKILL or again["rc"] == 0, again["stderr"]
         _resume(zygote, out)
         assert_clean_and_equal(out / "s", ref)
-    assert killed >= 20
+    # every kill at a commit event lands; a kill at a random time may come after a fast run has finished
+    assert killed["at"] == 16 and killed["after_s"] >= 1, killed
 
 
 def test_sigint_at_commit_events_then_resume(zygote, reference, tmp_path):

@@ -36,6 +36,22 @@ def test_code_revision_recorded_and_noop_rerun_changes_nothing(tmp_path, capsys)
     assert _snapshot(tmp_path / "s") == before
 
 
+def test_a_complete_study_shipped_without_its_parts_is_not_retrained(tmp_path, capsys):
+    """results/trainability ships its merged tables and study.json but not parts/ (1,500 run folders):
+    the same command must still train nothing and write nothing."""
+    import shutil
+
+    assert main([*SMALL, "--name", "s", "--out-dir", str(tmp_path / "made")]) == 0
+    shutil.rmtree(tmp_path / "made" / "s" / "parts")
+    shutil.copytree(tmp_path / "made" / "s", tmp_path / "s")     # shipped, then cloned into another folder
+    before = _snapshot(tmp_path / "s")
+    assert main([*SMALL, "--name", "s", "--out-dir", str(tmp_path)]) == 0
+    assert _snapshot(tmp_path / "s") == before
+    (tmp_path / "s" / "runs.csv").write_text("edited\n")       # tables no longer intact: retrained, not trusted
+    assert main([*SMALL, "--name", "s", "--out-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "s" / "parts").is_dir() and (tmp_path / "s" / "runs.csv").read_text() != "edited\n"
+
+
 def test_reproduce_reports_bit_identical_and_differences(tmp_path, capsys, monkeypatch):
     assert main([*SMALL, "--name", "s", "--out-dir", str(tmp_path / "shipped")]) == 0
     monkeypatch.chdir(tmp_path)
