@@ -687,15 +687,23 @@ def study_page(study: Path, figdir: Path | None, rel_root: str, pred=None) -> st
         from empirical.analysis import seeds_table
 
         mine = pred[pred["study"] == name].to_dict("records") if pred is not None and "study" in pred else []
+        rows = seeds_table.summary_rows(runs, mine)
+        grid = (study / "trainability_cells.csv").is_file()   # hundreds of (σ_w², depth) rows: folded away
+
+        def fold(title: str, body: str) -> str:
+            return f'??? info "{title} ({len(rows)} rows)"\n\n' + "".join(
+                "    " + line + "\n" if line else "\n" for line in body.splitlines())
+        seeds_md = seeds_table.format_markdown(rows)
         out.insert(3, "## The seeds' table\n\nFinal test accuracy (mean over seeds ± 95 % t-interval half-width), "
                       "seconds per epoch of the activation's model trained alone (`solo_time_per_epoch_s`; "
                       "\"share\" where only the batched group's time divided by its runs is recorded), mean "
                       "|∂L/∂W₁| at the first and last probe, and the verdicts of the claims naming the activation "
                       "(held / failed / inconclusive / not applicable; sanity checks left out).\n\n"
-                      + seeds_table.format_markdown(seeds_table.summary_rows(runs, mine)))
+                      + (fold("The table, one row per setting and activation", seeds_md) if grid else seeds_md))
         out.append("## Summary per activation\n")
         out.append("Mean ± standard deviation over seeds of finished runs; diverged runs are counted.\n")
-        out.append(_runs_summary(runs))
+        summary = _runs_summary(runs)
+        out.append(fold("The summary, one row per setting and activation", summary) if grid else summary)
     figs = [(stem, t) for stem, t in plots.FIGURES.items()
             if figdir is not None and stem != "predicted_vs_measured" and (figdir / f"{stem}.png").is_file()]
     if figdir is None:
