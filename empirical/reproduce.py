@@ -17,7 +17,8 @@ import pandas as pd
 from empirical import config as C
 from empirical.results import TABLES
 
-TIME_COLUMNS = ("time_per_epoch_s", "group_time_per_epoch_s", "act_time_per_epoch_s", "epoch_time_s")
+TIME_COLUMNS = ("time_per_epoch_s", "group_time_per_epoch_s", "act_time_per_epoch_s", "epoch_time_s",
+                "solo_step_time_s", "solo_time_per_epoch_s")
 REPRODUCE_DIR = os.path.join("runs", "reproduce")
 
 
