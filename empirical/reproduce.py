@@ -61,7 +61,20 @@ class Comparison:
         else:
             parts = ", ".join(f"{t}: {d}" for t, d in self.differing.items() if d)
             head = f"NOT identical: {sum(self.differing.values())} of {n} cells differ ({parts}); compare {shipped} with {fresh}"
+            threads = _threads(shipped), _threads(fresh)
+            if None not in threads and threads[0] != threads[1]:
+                head += (f"\n  note: {shipped} ran with {threads[0]} torch thread(s), this run with {threads[1]}; "
+                         "convolutions (TinyVGG) round differently with another thread count: set "
+                         f"OMP_NUM_THREADS={threads[0]} to reproduce them")
         return head + "".join(f"\n  not compared: {x}" for x in self.only_one_side)
+
+
+def _threads(folder: str) -> int | None:
+    try:
+        with open(os.path.join(folder, "study.json")) as fh:
+            return int(json.load(fh)["environment"]["torch_threads"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _read(path: str) -> pd.DataFrame:
