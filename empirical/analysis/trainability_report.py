@@ -71,6 +71,7 @@ def section(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
            f"when the rule agrees with at least {AGREEMENT_MIN:.0%} of the cells and beats the best rule that "
            "ignores σ_w² (trained ⇔ L ≤ L₀). The paper found k ≈ 6 after long training on MNIST; with a budget "
            f"of {steps} steps k is expected to be smaller.\n"]
+    out.append("### Accuracy over (σ_w², depth) { #fig-trainability-heatmaps }\n")
     out.append(f"![{data}: accuracy over (σ_w², depth)]({rel_root}/trainability_heatmaps.png)\n")
     out.append(f"*Mean test accuracy over seeds ({data}) per σ_w² (x) and depth (y, cells centred on the grid "
                f"depths). White outline: cells that trained. Dashed: ξ_c(σ_w²); red: k·ξ_c with the fitted k; dotted: "
