@@ -125,7 +125,7 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
                                    defaults=StudyConfig().to_json())
         done = store.finished()
         if not os.path.lexists(store.parts) and store.merged_intact() and _complete(folder, cfg):
-            # shipped without its parts/ journal (results/trainability): the intact merged tables are the record
+            # shipped without its parts/ journal (results/*): the intact merged tables are the record
             # (a deleted group folder leaves parts/ behind, and its runs are retrained)
             return Outcome(folder, runs, {}, 0, len(runs), time.perf_counter() - t0)
         _, tasks = plan(cfg, set(done), no_edge, merge_seeds=one_machine)

@@ -111,11 +111,15 @@ def _rows(pred: pd.DataFrame, study: str | None = None, claim: str | None = None
     return d
 
 
+def _drawn(d: pd.DataFrame, figdirs: dict, stem: str) -> pd.DataFrame:
+    """The rows of ``d`` whose study has figure ``stem``."""
+    return d[d["study"].map(lambda s: _has_fig(figdirs, s, stem))]
+
+
 def _study_rows(pred, figdirs, stem, claim=None, prefix=None, most=True, dropna=("measured",)):
-    """(study, rows) of the claim in the study with the most rows (or the first), if that study has figure
-    ``stem``; None otherwise."""
-    d = _rows(pred, claim=claim, prefix=prefix).dropna(subset=list(dropna))
-    d = d[d["study"].map(lambda s: _has_fig(figdirs, s, stem))]
+    """(study, rows) of the claim in the study with the most rows (or the first) among the studies that have
+    figure ``stem``; None if none has."""
+    d = _drawn(_rows(pred, claim=claim, prefix=prefix).dropna(subset=list(dropna)), figdirs, stem)
     if not len(d):
         return None
     study = d["study"].value_counts().index[0] if most else d["study"].iloc[0]
@@ -247,7 +251,7 @@ def finding_saturation(pred, root, figdirs):
     d = _rows(pred, claim="saturation_init_predicted_q").dropna(subset=["measured", "predicted"])
     if not len(d):
         return None
-    drawn = d[d["study"].map(lambda s: _has_fig(figdirs, s, "layer_fractions"))]
+    drawn = _drawn(d, figdirs, "layer_fractions")
     if not len(drawn):
         return None
     study = drawn["study"].value_counts().index[0]
@@ -292,12 +296,10 @@ def finding_seeds(pred, root, figdirs):
 
 
 def finding_trainability(pred, root, figdirs):
-    d = _rows(pred, claim="trainable_region").dropna(subset=["measured"])
-    d = d[d["study"].map(lambda s: _has_fig(figdirs, s, "trainability_heatmaps"))]
-    if not len(d):
+    got = _study_rows(pred, figdirs, "trainability_heatmaps", claim="trainable_region", most=False)
+    if got is None:
         return None
-    study = d["study"].iloc[0]
-    d = d[d["study"] == study]
+    study, d = got
     parts = []
     for _, r in d.iterrows():
         k = re.search(r"k = ([0-9.]+), 95 % bootstrap interval \[([0-9.]+), ([0-9.]+)\]", str(r.get("detail", "")))
