@@ -305,15 +305,15 @@ def finding_trainability(pred, root, figdirs):
         k = re.search(r"k = ([0-9.]+), 95 % bootstrap interval \[([0-9.]+), ([0-9.]+)\]", str(r.get("detail", "")))
         kk = f"k = {k.group(1)} (95 % interval {k.group(2)}–{k.group(3)})" if k else "k not fitted"
         fin = re.search(r"on the (\d+) cells with finite ξ_c: ([0-9.]+)", str(r.get("detail", "")))
-        fin_txt = f"; {fin.group(2)} on its {fin.group(1)} cells with finite ξ_c" if fin else ""
+        fin_txt = f"; {fin.group(2)} on its {fin.group(1)} cells with finite $\\xi_c$" if fin else ""
         parts.append(f"{r['activation']} {_fmt(r['measured'])} ({r['verdict']}; {kk}{fin_txt})")
     best = d.loc[d["measured"].idxmax()]
     return Finding(
-        "How deep a network trains is set by the correlation depth scale ξ_c where ξ_c is finite.",
-        f"In `{study}` ({_seeds(root, study)} seeds per cell), the rule 'trains iff depth ≤ k·ξ_c(σ_w²)' with k "
-        f"fitted per activation agreed with the measured (σ_w², depth) cells in: {'; '.join(parts)} (held needs "
-        f"≥ 0.85 and beating the best σ_w²-blind depth cut). Where q* → ∞ (ELU, ReLU, SELU at large σ_w²) "
-        f"ξ_c = ∞ calls every depth trainable although gradients grow by χ₁ > 1 per layer: that is where the "
+        "How deep a network trains is set by the correlation depth scale $\\xi_c$ where $\\xi_c$ is finite.",
+        f"In `{study}` ({_seeds(root, study)} seeds per cell), the rule 'trains iff depth ≤ $k\\,\\xi_c(\\sigma_w^2)$' with k "
+        f"fitted per activation agreed with the measured ($\\sigma_w^2$, depth) cells in: {'; '.join(parts)} (held needs "
+        f"≥ 0.85 and beating the best $\\sigma_w^2$-blind depth cut). Where $q^* \\to \\infty$ (ELU, ReLU, SELU at large $\\sigma_w^2$) "
+        f"$\\xi_c = \\infty$ calls every depth trainable although gradients grow by χ₁ > 1 per layer: that is where the "
         f"rule misses.",
         study, "trainability_heatmaps", row_anchor(study, best.name))
 
