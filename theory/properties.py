@@ -26,14 +26,17 @@ the limits at ±∞.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
+from sympy.core.evalf import PrecisionExhausted
 from sympy.series.gruntz import gruntz
 
 from theory.activations import Activation, x
@@ -81,21 +84,31 @@ def _budget(seconds: float = STEP_BUDGET_S):
             raise _Timeout
 
     old = signal.signal(signal.SIGPROF, on_alarm)
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_drop_timeouts, old_hook)
     # re-fires every _REFIRE_S of CPU time: a _Timeout swallowed by a bare ``except:`` is raised again
     signal.setitimer(signal.ITIMER_PROF, limit, _REFIRE_S)
     try:
         yield
     finally:
-        _disarm(armed, old)
+        _disarm(armed, old, old_hook)
 
 
-def _disarm(armed: list, old) -> None:
-    """Stop the timer and restore the old handler, even if a last SIGPROF lands during the cleanup."""
+def _drop_timeouts(hook, unraisable) -> None:
+    """A _Timeout raised where Python cannot propagate it (a gc callback) is dropped, not reported: the timer
+    re-fires, and a reporting hook (pytest's formats a traceback) would itself be interrupted by it."""
+    if not isinstance(unraisable.exc_value, _Timeout):
+        hook(unraisable)
+
+
+def _disarm(armed: list, old, old_hook) -> None:
+    """Stop the timer and restore the old handlers, even if a last SIGPROF lands during the cleanup."""
     while True:
         try:
             armed[0] = False
             signal.setitimer(signal.ITIMER_PROF, 0)
             signal.signal(signal.SIGPROF, old)
+            sys.unraisablehook = old_hook
             return
         except _Timeout:
             continue
@@ -230,6 +243,30 @@ def _num(v) -> float:
         return float(sp.N(v, 30))
     except (TypeError, ValueError):
         return math.nan
+
+
+def _num_exact(v) -> float:
+    """float(v) with every printed digit right, where 30-digit evaluation cancels catastrophically.
+
+    1 − tanh(200)² evaluated at 30 digits leaves noise (1e-165); its value is 7.66e-174. sympy's
+    strict evaluation raises instead of guessing; it is retried with more working precision (2,000
+    bits, then 60,000 under the step budget). A value that is exactly zero but not visibly so never
+    settles: the 30-digit value is kept.
+    """
+    if v is None:
+        return math.nan
+    steps = (lambda: sp.N(v, 30, strict=True, maxn=2000),
+             lambda: _timed(lambda: sp.N(v, 30, strict=True, maxn=60000), None))
+    for step in steps:
+        try:
+            value = step()
+        except PrecisionExhausted:
+            continue
+        except (TypeError, ValueError):
+            return math.nan
+        if value is not None:
+            return float(value)
+    return _num(v)
 
 
 def _finite_number(v) -> bool:
@@ -1107,7 +1144,7 @@ def _paper_properties(act: Activation, e: sp.Expr, segs: list[_Seg], lim_f, smoo
     grads = []
     for p in (-3, -5):
         v = _point_value(segs, 1, sp.Integer(p), sp.diff(e, x))
-        grads.append(abs(_num(v)) if v is not None else math.nan)
+        grads.append(abs(_num_exact(v)) if v is not None else math.nan)
     # sup |φ − relu|
     if near:
         right = sp.Integer(0)
@@ -1211,7 +1248,7 @@ def _j(v):
         return None
     if isinstance(v, (bool, str)):
         return v
-    f = _num(v) if not isinstance(v, (int, float)) else float(v)
+    f = _num_exact(v) if not isinstance(v, (int, float)) else float(v)
     if math.isnan(f):
         return None
     if math.isinf(f):

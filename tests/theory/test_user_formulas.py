@@ -215,3 +215,71 @@ def test_budget_survives_a_swallowed_timeout():
     spin = time.process_time()
     while time.process_time() - spin < 0.3:  # a leaked periodic timer would raise in here
         pass
+
+
+def test_timeout_in_a_gc_callback_is_dropped_and_the_step_still_cut_off():
+    """Python cannot raise from a gc callback (hypothesis registers one): the _Timeout goes to
+    sys.unraisablehook. It must not reach the caller's hook (pytest's formats a traceback, which the
+    re-firing timer interrupted in CI), and the step must still end within its budget."""
+    import gc
+
+    from theory import properties as P
+
+    seen = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = seen.append
+
+    calls = []
+
+    def slow_callback(phase, info):  # the first call outlasts the budget: the first timeout lands in here
+        calls.append(phase)
+        spin = time.process_time()
+        while time.process_time() - spin < (0.3 if len(calls) == 1 else 0.001):
+            pass
+
+    def collecting():
+        while True:
+            spin = time.process_time()
+            while time.process_time() - spin < 0.01:
+                pass
+            gc.collect()
+
+    gc.callbacks.append(slow_callback)
+    try:
+        start = time.process_time()
+        assert P._timed(collecting, "default", 0.2) == "default"
+        assert time.process_time() - start < 5
+    finally:
+        gc.callbacks.remove(slow_callback)
+        restored = sys.unraisablehook
+        sys.unraisablehook = hook
+    assert restored == seen.append
+    assert not any(isinstance(u.exc_value, P._Timeout) for u in seen)
+
+
+@pytest.mark.parametrize("shift", [200, 20000])
+def test_far_shifted_derivatives_printed_with_correct_digits(shift):
+    """f′(0) and |f′(−3)| of tanh(x − s) in JSON against mpmath at enough precision: 1 − tanh(s)² cancels
+    catastrophically at 30 digits (it printed 1.085e-165 for both shifts)."""
+    import json
+
+    import mpmath
+
+    proc = subprocess.run([sys.executable, "-m", "theory", "-f", f"tanh(x-{shift})", "-a", "relu", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    row = next(r for r in json.loads(proc.stdout) if r["name"] == f"tanh(x-{shift})")
+    with mpmath.workdps(20000):
+        want = [float(mpmath.sech(mpmath.mpf(shift + d)) ** 2) for d in (0, 3)]
+    got = [row["df0"], row["telu_paper"]["abs_grad_at_minus3"]]
+    for g, w in zip(got, want):
+        assert g == w if w == 0 else abs(g - w) <= 1e-12 * w, (got, want)
+
+
+def test_exactly_zero_value_that_never_settles_is_cut_off():
+    """1 − tanh(1)² − sech(1)² is 0, which strict evaluation can never certify: it returns within budget."""
+    from theory import properties as P
+
+    start = time.process_time()
+    v = P._num_exact(1 - sp.tanh(1) ** 2 - sp.sech(1) ** 2)
+    assert abs(v) < 1e-25 and time.process_time() - start < 2 * P.STEP_BUDGET_S
