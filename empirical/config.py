@@ -239,20 +239,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         time_activations=False, correlation=True, layer_quantiles=False),
     "edge-of-stability": dict(
         description="sharpness against 2/lr: digits, MLP 64-128-64-10, full-batch gradient descent (lr 0.5, "
-                    "so 2/lr = 4), 400 steps, the seeds' 7 activations, 2 seeds; top Hessian eigenvalue of the "
+                    "so 2/lr = 4), 400 steps, the seeds' 7 activations, 5 seeds; top Hessian eigenvalue of the "
                     "full training loss every 20 steps (Lanczos, 12 steps)",
         name="edge-of-stability", optimizer="sgd", lr=0.5, batch_size=4096, probe_size=4096, epochs=400,
-        probe_every=100, sharpness_every=20, sharpness_iters=12, seeds=(1, 2)),
+        probe_every=100, sharpness_every=20, sharpness_iters=12, seeds=FIVE_SEEDS),
     "telu": dict(
         description="TeLU against its peers (Fernandez & Mali 2024): digits, MLP 64-128-64-10, Adam lr 1e-3, "
                     "batch 128, 20 epochs, TeLU, SiLU, GELU, Mish and ReLU, 5 seeds",
         name="telu", activations=("telu", "silu", "gelu", "mish", "relu"), seeds=(1, 2, 3, 4, 5)),
     "edge-of-stability-adam": dict(
         description="preconditioned sharpness against 38/lr: digits, MLP 64-128-64-10, full-batch Adam "
-                    "(lr 0.01, so 38/lr = 3800), 400 steps, the seeds' 7 activations, 2 seeds; top eigenvalue "
+                    "(lr 0.01, so 38/lr = 3800), 400 steps, the seeds' 7 activations, 5 seeds; top eigenvalue "
                     "of P^-1 H every 20 steps (Lanczos, 12 steps)",
         name="edge-of-stability-adam", optimizer="adam", lr=0.01, batch_size=4096, probe_size=4096, epochs=400,
-        probe_every=100, sharpness_every=20, sharpness_iters=12, seeds=(1, 2)),
+        probe_every=100, sharpness_every=20, sharpness_iters=12, seeds=FIVE_SEEDS),
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(StudyConfig)}

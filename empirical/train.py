@@ -8,6 +8,7 @@ NaN or Inf is marked diverged at that step; the others go on.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -130,12 +131,15 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
     layer_rows: list[tuple[int, int, dict]] = []
 
     def do_probe(step: int, epoch: int, distributions: bool = False) -> None:
-        res = probes.probe(model, params, x_probe, y_probe, first.eps, distributions=distributions)
+        with subnormals_kept():
+            res = probes.probe(model, params, x_probe, y_probe, first.eps, distributions=distributions)
         layer_rows.append((step, epoch, {m: {l: v.detach().cpu().tolist() for l, v in d.items()}
                                          for m, d in res.items()}))
 
     def do_sharpness(step: int, epoch: int) -> None:
-        res = sharpness.measure(model, params, x_probe, y_probe, opt, iters=first.sharpness_iters, seed=first.seed)
+        with subnormals_kept():
+            res = sharpness.measure(model, params, x_probe, y_probe, opt, iters=first.sharpness_iters,
+                                    seed=first.seed)
         layer_rows.append((step, epoch, {m: {0: v.tolist()} for m, v in res.items()}))
 
     do_probe(0, 0, distributions=layer_quantiles)
@@ -150,11 +154,12 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
         t0 = time.perf_counter()
         for s in range(steps_per_epoch):
             xb, yb = _rows(x_train, y_train, perms[:, s * first.batch_size:(s + 1) * first.batch_size], run_seed)
-            logits, _ = model.forward(params, xb)
-            loss_r = model.per_run_loss(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss_r.sum().backward()
-            opt.step()
+            with subnormals_flushed(device):
+                logits, _ = model.forward(params, xb)
+                loss_r = model.per_run_loss(logits, yb)
+                opt.zero_grad(set_to_none=True)
+                loss_r.sum().backward()
+                opt.step()
             with torch.no_grad():
                 losses[s] = loss_r.detach()
                 correct += (logits.argmax(-1) == yb).sum(-1)
@@ -210,6 +215,39 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
         _finish(rec, r, diverged_at[r], layer_rows, group_train_time, act_times.get(rec.config.activation),
                 R, arch, step)
     return records
+
+
+def _flushing() -> bool:
+    return torch.tensor([1e-320], dtype=torch.float64).mul(1.0).item() == 0.0
+
+
+@contextlib.contextmanager
+def _subnormals(flush: bool):
+    before = _flushing()
+    if before != flush:
+        torch.set_flush_denormal(flush)
+    try:
+        yield
+    finally:
+        if before != flush:
+            torch.set_flush_denormal(before)
+
+
+def subnormals_flushed(device: torch.device):
+    """The training step on CPU with subnormal floats (|v| < 1.2e-38 in float32) read and written as 0.
+
+    A deep net at a small-variance init decays its signals and gradients into subnormals, where the
+    CPU's arithmetic is up to ~100x slower (the deep benchmark's step: 0.74 s -> 0.23 s on one thread).
+    A subnormal gradient moves no float32 weight of the magnitudes trained here (Adam divides it by
+    √v + ε with ε = 1e-8; SGD multiplies it by lr): ``--reproduce results/depth-sweep`` (30-layer nets at
+    default init, trained without flushing) is bit-identical. The probes and the sharpness keep subnormals
+    (``subnormals_kept``), so every measured value keeps its full range.
+    """
+    return _subnormals(True) if device.type == "cpu" else contextlib.nullcontext()
+
+
+def subnormals_kept():
+    return _subnormals(False)
 
 
 def _rows(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, run_seed: torch.Tensor):

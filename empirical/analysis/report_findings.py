@@ -149,7 +149,7 @@ def finding_gradient_factor(pred, root, figdirs):
         f"In the `{study}` study the mean-field factor log χ₁ per layer matched the measured change of "
         f"$\\log\\lVert\\partial L/\\partial z_l\\rVert^2$ per layer in {held} of {len(d)} activation × initialisation settings; the median "
         f"|measured − predicted| is {_fmt(med)} per layer (95 % bootstrap interval {_fmt(lo)}–{_fmt(hi)}). "
-        f"The largest miss is {worst['activation']} ({worst['setting']}): {_fmt(worst['measured'])} measured "
+        f"The largest miss is {worst['activation']} (`{worst['setting']}`): {_fmt(worst['measured'])} measured "
         f"against {_fmt(worst['predicted'])} predicted.",
         study, "depth_profile", row_anchor(study, worst.name))
 
@@ -180,7 +180,7 @@ def finding_deepest(pred, root, figdirs):
     return Finding(
         "Which networks keep their gradient with depth, and why.",
         f"Measured change of $\\log\\lVert\\partial L/\\partial z_l\\rVert^2$ per layer{total}: flattest for {best['activation']} with "
-        f"{best['setting']}: {ci(best)}; steepest for {worst['activation']} with {worst['setting']}: {ci(worst)}, "
+        f"`{best['setting']}`: {ci(best)}; steepest for {worst['activation']} with `{worst['setting']}`: {ci(worst)}, "
         f"a factor $e^{{{_fmt(abs(worst['measured']) * (depth or 1))}}}$ across the network. The factor is set by "
         f"χ₁ = $\\sigma_w^2$ E[φ′(z)²] per layer: initialising at χ₁ = 1 (the edge of chaos) keeps it flat.",
         study, "depth_profile", row_anchor(study, worst.name))
@@ -219,32 +219,37 @@ def finding_adam(pred, root, figdirs):
 
 
 def finding_plateaus(pred, root, figdirs):
-    d = _rows(pred, claim="plateau steps fall as ‖∂L/∂W₁‖ at init rises").dropna(subset=["measured"])
+    """Stated on the study with the most runs that draws the plateaus; the other studies' ρ follow."""
+    d = _drawn(_rows(pred, claim="plateau steps fall as ‖∂L/∂W₁‖ at init rises").dropna(subset=["measured"]),
+               figdirs, "plateaus")
     if not len(d):
         return None
-    for _, r in d.iterrows():
-        study = r["study"]
-        if not _has_fig(figdirs, study, "plateaus"):
-            continue
+    sizes = {}
+    for study in d["study"].unique():
         runs = read_csv(root / study / "runs.csv")
-        n = len(runs) if runs is not None else 0
-        lo, hi = fisher_interval(float(r["measured"]), n)
-        sat = _rows(pred, study=study, claim="plateau steps rise with the saturated fraction at init")
-        sat_txt = ""
-        if len(sat) and np.isfinite(sat["measured"].iloc[0]):
-            how = {"held": "They also rise with the saturated fraction at init",
-                   "failed": "The saturated fraction at init does not explain them"}.get(
-                str(sat["verdict"].iloc[0]), "Whether they rise with the saturated fraction at init is not decided")
-            sat_txt = f" {how} (ρ = {_fmt(sat['measured'].iloc[0])}, {sat['verdict'].iloc[0]})."
-        return Finding(
-            {"held": "Plateaus come with small initial gradients.",
-             "failed": "Plateaus do not come with small initial gradients."}.get(
-                str(r["verdict"]), "Whether plateaus come with small initial gradients is not decided."),
-            f"Across the {n} runs of `{study}`, the steps spent on loss plateaus fall as the first-layer "
-            f"gradient norm at initialisation rises: Spearman ρ = {_fmt(r['measured'])} (95 % Fisher interval "
-            f"{_fmt(lo)} to {_fmt(hi)}), as the descent lemma's progress per step ∝ ‖∇L‖² predicts.{sat_txt}",
-            study, "plateaus", row_anchor(study, r.name))
-    return None
+        sizes[study] = len(runs) if runs is not None else 0
+    order = sorted(d.index, key=lambda i: -sizes[d.at[i, "study"]])
+    r = d.loc[order[0]]
+    study, n = r["study"], sizes[r["study"]]
+    lo, hi = fisher_interval(float(r["measured"]), n)
+    sat = _rows(pred, study=study, claim="plateau steps rise with the saturated fraction at init")
+    sat_txt = ""
+    if len(sat) and np.isfinite(sat["measured"].iloc[0]):
+        how = {"held": "They also rise with the saturated fraction at init",
+               "failed": "The saturated fraction at init does not explain them"}.get(
+            str(sat["verdict"].iloc[0]), "Whether they rise with the saturated fraction at init is not decided")
+        sat_txt = f" {how} (ρ = {_fmt(sat['measured'].iloc[0])}, {sat['verdict'].iloc[0]})."
+    others = "; ".join(f"`{d.at[i, 'study']}` ({sizes[d.at[i, 'study']]} runs) ρ = {_fmt(d.at[i, 'measured'])}, "
+                       f"{d.at[i, 'verdict']}" for i in order[1:])
+    return Finding(
+        {"held": "Plateaus come with small initial gradients.",
+         "failed": "Plateaus do not come with small initial gradients."}.get(
+            str(r["verdict"]), "Whether plateaus come with small initial gradients is not decided."),
+        f"Across the {n} runs of `{study}`, the steps spent on loss plateaus fall as the first-layer "
+        f"gradient norm at initialisation rises: Spearman ρ = {_fmt(r['measured'])} (95 % Fisher interval "
+        f"{_fmt(lo)} to {_fmt(hi)}), as the descent lemma's progress per step ∝ ‖∇L‖² predicts.{sat_txt}"
+        + (f" The other studies: {others}." if others else ""),
+        study, "plateaus", row_anchor(study, r.name))
 
 
 def finding_saturation(pred, root, figdirs):
@@ -549,15 +554,16 @@ def plateaus_md(pred: pd.DataFrame | None, found: list[Path], figdirs: dict) -> 
 
 
 def _claims_table(d: pd.DataFrame) -> str:
-    lines = ["| claim | activation | predicted | measured | verdict | detail |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| claim | activation | predicted | measured | verdict | why |", "| --- | --- | --- | --- | --- | --- |"]
     for idx, r in d.iterrows():
         meas = _fmt(r["measured"], 4)
         if np.isfinite(r.get("measured_std", math.nan)) and r.get("measured_std", 0) > 0:
             meas += f" ± {_fmt(r['measured_std'], 2)}"
         v = str(r["verdict"])
+        why = "; ".join(str(r[k]) for k in ("detail", "reason") if k in r and pd.notna(r[k]) and str(r[k]))
         lines.append(f"| {r['claim']} | {r['activation']} | {_fmt(r['predicted'], 4)} | {meas} | "
                      f"[{v}](predictions.md#{row_anchor(r['study'], idx)}) | "
-                     f"{str(r['detail']).replace('|', chr(92) + '|')} |")
+                     f"{(why or '—').replace('|', chr(92) + '|')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -260,3 +260,23 @@ def test_drawn_weights_follow_the_init_table_per_layer():
             assert float(w.var()) * fi == pytest.approx(sw2, rel=6 / math.sqrt(n))
             if sb2 > 0:
                 assert float(b.var()) == pytest.approx(sb2, rel=6 / math.sqrt(len(b)) + 0.05)
+
+
+def test_training_flushes_subnormals_only_inside_the_step(digits):
+    """The step runs with subnormals flushed to zero (fast in deep nets whose gradients decay), the probes with
+    them kept (a measured gradient of 1e-40 stays 1e-40), and the process is left as it was."""
+    from empirical import train
+
+    def product():
+        return (torch.tensor([1e-30]) * torch.tensor([1e-10])).item()
+
+    assert not train._flushing() and product() != 0.0
+    with train.subnormals_flushed(torch.device("cpu")):
+        assert product() == 0.0
+        with train.subnormals_kept():
+            assert product() != 0.0
+        assert product() == 0.0
+    assert not train._flushing()
+    cfg = tiny()
+    train_group(list(plan(cfg)[1][0].runs), digits)
+    assert not train._flushing() and product() != 0.0
