@@ -15,6 +15,9 @@ Runs: 5 activations (relu, sigmoid, tanh, gelu, silu) x 3 seeds = R = 15. Throug
      nn.Sequential + Adam at a time, summed over the 15 models.
 (v)  the ecosystem's way to train many small models: torch.func.stack_module_state + functional_call +
      vmap, one vmapped ensemble per activation (vmap needs one function), one Adam over the stacked parameters.
+(a'), (v) with subnormals flushed: the same with ``torch.set_flush_denormal(True)``, which the engine sets for
+     its training step on CPU (a deep net at default init decays its gradients into float32 subnormals, where
+     the CPU is many times slower): the engine's ratio to these is what batching alone buys.
 (b)  ``empirical.train.train_group`` as the CLI groups the runs on one machine (``empirical.tasks.plan``: every
      seed in one program, each run drawing its own seed's batches), as Ray tasks group them (one program per
      seed), and as one program of 15 runs sharing batches (5 activations x 3 inits under one seed); timed per
@@ -70,10 +73,12 @@ INITS_ONE_PROGRAM = ("default", "he", "xavier")
 LR = 1e-3
 MEAN, STD = 0.1307, 0.3081
 TORCH_ACT = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
-ROWS = ("a", "a1", "v", "b_cli", "b_seed", "b_one", "c")
+ROWS = ("a", "a1", "v", "a1_ftz", "v_ftz", "b_cli", "b_seed", "b_one", "c")
 ROW_NAMES = {"a": "(a)  seeds: PIL/ToTensor/Normalize DataLoader, 1 model at a time",
              "a1": "(a') plain PyTorch loop on in-memory tensors, 1 model at a time",
              "v": "(v)  torch.func stack_module_state + functional_call + vmap",
+             "a1_ftz": "(a') with subnormals flushed (torch.set_flush_denormal)",
+             "v_ftz": "(v)  with subnormals flushed (torch.set_flush_denormal)",
              "b_cli": "(b)  engine as the CLI groups the runs (all seeds, 1 program)",
              "b_seed": "(b)  engine, one program per seed (as Ray tasks group them)",
              "b_one": "(b)  other runs: one seed x inits default/he/xavier, 1 program",
@@ -421,6 +426,12 @@ def measure(setup: Setup, row: str) -> dict:
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if setup.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    if row.endswith("_ftz"):  # the engine's own trick, given to the baselines: what batching alone buys
+        flushed = torch.set_flush_denormal(True)
+        try:
+            return {**measure(setup, row[:-4]), "flushed": flushed}
+        finally:
+            torch.set_flush_denormal(False)
     if row in ("a", "a1"):
         out = one_at_a_time(setup, data, pil=row == "a")
     elif row == "v":
@@ -463,6 +474,7 @@ def summarise(setup: Setup, res: dict) -> dict:
     q = {"over_a": sps["b_cli"] / sps["a"], "over_a1": sps["b_cli"] / sps["a1"], "over_v": sps["b_cli"] / sps["v"],
          "of_c": sps["b_cli"] / sps["c"], "probe_overhead": with_probes / one["seconds_per_step"] - 1,
          "cli_vs_one": sps["b_cli"] / sps["b_one"] - 1, "cli_over_a1": sps["b_cli"] / sps["a1"],
+         "over_a1_ftz": sps["b_cli"] / sps["a1_ftz"], "over_v_ftz": sps["b_cli"] / sps["v_ftz"],
          "one_over_a1": sps["b_one"] / sps["a1"]}
     met = {"over_a1": q["over_a1"] >= TARGETS["a1"], "over_v": q["over_v"] >= TARGETS["v"],
            "of_c": q["of_c"] >= c_target, "probe_overhead": q["probe_overhead"] <= TARGETS["probes"],
@@ -475,7 +487,7 @@ def report(setup: Setup, res: dict, s: dict) -> None:
     print(f"\n== {setup.family}: {fam.label}; R = {setup.runs} runs, batch {setup.batch}, {setup.steps} steps per trial, "
           f"best of {setup.repeats}")
     print(f"{'':66s} {'model-samples/s':>15s} {'peak RSS':>9s}  notes")
-    for row in (*ROWS[:6], "b_probes", "c"):
+    for row in (*ROWS[:8], "b_probes", "c"):
         r = res.get(row, res["b_one"])
         note = ""
         if row.startswith("b_") and row != "b_probes":
@@ -492,6 +504,8 @@ def report(setup: Setup, res: dict, s: dict) -> None:
         return "met" if m[k] else "NOT met"
     print(f"engine/(a)  {q['over_a']:6.2f}x   engine/(a') {q['over_a1']:6.2f}x [>= {TARGETS['a1']}x: {ok('over_a1')}]"
           f"   engine/(v) {q['over_v']:6.2f}x [>= {TARGETS['v']}x: {ok('over_v')}]")
+    print(f"with subnormals flushed in the baselines too (what batching alone buys): engine/(a') "
+          f"{q['over_a1_ftz']:6.2f}x   engine/(v) {q['over_v_ftz']:6.2f}x")
     print(f"engine/(c)  {q['of_c']:6.1%} [>= {s['c_target']:.0%}: {ok('of_c')}]   probe overhead "
           f"{q['probe_overhead']:6.1%} [<= {TARGETS['probes']:.0%}: {ok('probe_overhead')}]   CLI trains one program: "
           f"{ok('cli_vs_one')}  (engine = the CLI's row, the same runs as (a') and (v); the one-seed, three-init "

@@ -20,7 +20,8 @@ def test_quick_benchmark_covers_every_family_and_row(tmp_path):
     assert set(res["families"]) == {"mlp", "deep", "vgg28", "vgg32"}
     for fam, r in res["families"].items():
         sps = r["samples_per_s"]
-        assert set(sps) == {"a", "a1", "v", "b_cli", "b_seed", "b_one", "b_probes", "c"}, fam
+        assert set(sps) == {"a", "a1", "v", "a1_ftz", "v_ftz", "b_cli", "b_seed", "b_one", "b_probes", "c"}, fam
+        assert r["rows"]["a1_ftz"]["flushed"] is True
         assert all(math.isfinite(v) and v > 0 for v in sps.values()), (fam, sps)
         assert set(r["met"]) == {"over_a1", "over_v", "of_c", "probe_overhead", "cli_vs_one"}
         assert r["rows"]["b_one"]["peak_rss_mb"] > 0
