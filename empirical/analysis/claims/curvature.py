@@ -61,15 +61,16 @@ def sharpness_frame(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _run_stats(d: pd.DataFrame) -> tuple[float, float, float]:
-    """(λ at the first measurement, max λ, fraction above ABOVE·τ after first reaching REACH·τ)."""
+def _run_stats(d: pd.DataFrame) -> tuple[float, float, float, bool]:
+    """(λ at the first measurement, max λ, fraction above ABOVE·τ after first reaching REACH·τ, whether the
+    max is the first measurement: no progressive sharpening in the run)."""
     d = d.dropna(subset=["sharpness"]).sort_values("step")
     if not len(d):
-        return math.nan, math.nan, math.nan
+        return math.nan, math.nan, math.nan, False
     lam, tau = d["sharpness"].to_numpy(), float(d["threshold"].iloc[0])
     reached = np.flatnonzero(lam >= REACH * tau)
     frac = float(np.mean(lam[reached[0]:] > ABOVE * tau)) if len(reached) else math.nan
-    return float(lam[0]), float(lam.max()), frac
+    return float(lam[0]), float(lam.max()), frac, bool(len(lam) > 1 and int(np.argmax(lam)) == 0)
 
 
 def _side(lo: float, hi: float, edge: float, above: bool, what: str, edge_txt: str = "") -> tuple[str, str]:
@@ -103,6 +104,7 @@ def edge_of_stability(study: Study) -> list[Prediction]:
             kind = "λ_max(P⁻¹H)" if d["kind"].iloc[0] == "preconditioned_sharpness" else "λ_max(H)"
             limit = "38/η" if d["optimizer"].iloc[0] == "adam" else "2/η"
             start = np.nanmean([p[0] for p in per_run])
+            flat = sum(p[3] for p in per_run)
             peak, sd, lo, hi, n = interval([p[1] for p in per_run])
             reach = f"max_t {kind} ≥ {REACH}·{limit}"
             if start >= tau:
@@ -113,7 +115,9 @@ def edge_of_stability(study: Study) -> list[Prediction]:
             out.append(make(study, "bound", f"sharpening reaches the edge of stability ({limit})", act, setting,
                             relation=reach, predicted=tau, measured=peak, lo=lo, hi=hi, measured_std=sd, n=n,
                             tolerance=(1 - REACH) * tau, verdict=v, reason=why,
-                            detail=f"started at {start:.3g}; {limit} = {tau:.3g}"))
+                            detail=f"started at {start:.3g}; {limit} = {tau:.3g}"
+                            + (f"; peak at the first measurement in {flat} of {len(per_run)} runs (no progressive "
+                               "sharpening)" if flat else "")))
             above = f"fraction of {kind} > {ABOVE}·{limit} after first reaching {REACH}·{limit} ≤ {ABOVE_FRACTION}"
             fr = [p[2] for p in per_run if np.isfinite(p[2])]
             if not fr:
