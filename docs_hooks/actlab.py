@@ -124,8 +124,11 @@ def _submit(final: Path, job: tuple) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        from empirical.analysis.report_pages import exit_with_parent
+
         _SERVE["pool"] = ProcessPoolExecutor(max_workers=max(1, os.cpu_count() or 1),
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=exit_with_parent, initargs=(os.getpid(),))
     from empirical.analysis.report_pages import build_job
 
     cache_root().mkdir(parents=True, exist_ok=True)

@@ -639,6 +639,20 @@ BUILDERS = {"theory": lambda out: build_theory(out),
             "predictions": lambda out, pred: draw_prediction_figures(pred, out)}
 
 
+def exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """Initializer of ``mkdocs serve``'s drawing workers: a daemon thread ends the worker once its parent has
+    gone (a server killed by SIGTERM or SIGHUP never runs its shutdown hook, and the workers would live on)."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(0)
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def build_job(final: str, builder: str, *args) -> None:
     """Draw one cache entry into ``final`` (in a worker process of ``mkdocs serve``)."""
     if not (Path(final) / "done").is_file():
