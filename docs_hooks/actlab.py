@@ -137,6 +137,8 @@ def _submit(final: Path, job: tuple) -> None:
 
     def done(f) -> None:
         pending.pop(str(final), None)
+        if f.cancelled():                              # the server is shutting down
+            return
         if f.exception() is not None:
             log.warning("actlab: drawing %s failed: %s", final.name, f.exception())
         if not pending:
@@ -264,11 +266,22 @@ def on_files(files, config, **_):
         except Exception as exc:  # noqa: BLE001 - damaged predictions must not break the report
             damaged["predictions.csv"] = _reason(exc)
             pred_figs = None
-    figdirs = {}
+    figdirs, drawn, broken = {}, {}, {}
     for s in found:  # one damaged study must not break the report: its page says what is wrong
         try:
-            figdir = study_figures(s)
-            page = pages.study_page(s, figdir, f"figures/{s.name}", pred)
+            drawn[s.name] = study_figures(s)
+        except Exception as exc:  # noqa: BLE001
+            broken[s.name] = exc
+    # The first build of ``mkdocs serve`` on a fresh cache is served at once: the pages that take seconds of
+    # tables (each study's, the predictions') say "being computed" until the drawing finishes and rebuilds.
+    light = _SERVE.get("on") and not _SERVE.get("built") and bool(_SERVE.get("queue"))
+    for s in found:
+        figdir = drawn.get(s.name)
+        try:
+            if s.name in broken:
+                raise broken[s.name]
+            page = (f"# Study `{s.name}`\n\n{pages.PENDING_NOTE}\n" if light
+                    else pages.study_page(s, figdir, f"figures/{s.name}", pred))
         except Exception as exc:  # noqa: BLE001
             damaged[s.name] = _reason(exc)
             log.info("actlab: study %s left out of the report: %s", s, damaged[s.name])
@@ -279,7 +292,8 @@ def on_files(files, config, **_):
             add_dir(figdir, f"experiments/figures/{s.name}")
         add_page(f"experiments/{s.name}.md", page)
     good = [s for s in found if s.name not in damaged]
-    _STATE["snippets"] = pages.snippets(bundle, root, good, pred, pred_figs, figdirs, damaged=damaged)
+    _STATE["snippets"] = pages.snippets(bundle, root, good, pred, pred_figs, figdirs, damaged=damaged,
+                                        pending=light)
     return files
 
 

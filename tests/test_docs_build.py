@@ -318,3 +318,41 @@ def test_no_literal_subscript_underscores_outside_math(built):
         for m in bad.finditer(" ".join(p.text)):
             offenders.append(f"{html.relative_to(built['site'])}: {m.group(0)}")
     assert not offenders, offenders[:20]
+
+
+FIRST_SERVE = """
+import json, sys
+from mkdocs.config import load_config
+from mkdocs.structure.files import get_files
+cfg = load_config("mkdocs.yml")
+cfg.plugins.on_startup(command=sys.argv[1], dirty=False)
+cfg = cfg.plugins.on_config(cfg)
+files = cfg.plugins.on_files(get_files(cfg), config=cfg)
+hook = next(p for name, p in cfg.plugins.items() if "actlab" in name)
+study = next(f for f in files if f.src_uri == "experiments/tiny.md")
+print(json.dumps({"predictions": hook._STATE["snippets"]["predictions"], "study": study.content_string,
+                  "findings": hook._STATE["snippets"].get("findings", "")}))
+"""
+
+
+@pytest.mark.parametrize("command", ["serve", "build"])
+def test_first_serve_on_a_fresh_cache_defers_the_slow_pages(tmp_path, real_results, command):
+    """``mkdocs serve`` on a fresh cache serves its first build at once: the study pages and the predictions
+    tables say "being computed" (the drawing in the background then rebuilds them); ``mkdocs build`` never
+    defers. Only the file events run here, so nothing is drawn."""
+    import json
+
+    from empirical.analysis.report_pages import PENDING_NOTE
+
+    env = {**os.environ, "ACTLAB_RESULTS": str(real_results), "ACTLAB_DOCS_CACHE": str(tmp_path / "cache"),
+           "NO_MKDOCS_2_WARNING": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-c", FIRST_SERVE, command], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    deferred = command == "serve"
+    assert (PENDING_NOTE in got["predictions"]) == deferred
+    assert (PENDING_NOTE in got["study"]) == deferred
+    if not deferred:
+        assert "| held" in got["predictions"] or "held" in got["predictions"]
+        assert "tiny" in got["study"] and len(got["study"]) > 10 * len(PENDING_NOTE)

@@ -925,10 +925,13 @@ def damaged_study_page(study: Path, reason: str) -> str:
 
 
 def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs: Path | None,
-             study_figs: dict | None = None, damaged: dict[str, str] | None = None) -> dict[str, str]:
+             study_figs: dict | None = None, damaged: dict[str, str] | None = None,
+             pending: bool = False) -> dict[str, str]:
     """The generated pieces hand-written pages pull in with ``<!-- actlab:NAME -->``, by NAME.
 
-    ``damaged`` (study or file -> reason) are listed in a warning above the studies table."""
+    ``damaged`` (study or file -> reason) are listed in a warning above the studies table; ``pending``
+    (the first build of ``mkdocs serve`` on a fresh cache) puts PENDING_NOTE in place of the predictions
+    tables, which take seconds."""
     where = f"`{display(root)}`"
     if not root.is_dir():
         missing = (f"!!! note \"No results\"\n    The results folder {where} does not exist, so there is "
@@ -957,7 +960,7 @@ def snippets(bundle: dict, root: Path, found: list[Path], pred, prediction_figs:
                    f"`python -m empirical.predict {display(root)}`, then rebuild.\n")
     else:
         pred_md = (f"From {', '.join(f'`{display(f)}`' for f in prediction_files(root, found))}.\n\n"
-                   + predictions_md(pred, prediction_figs, [s.name for s in found]))
+                   + (PENDING_NOTE + "\n" if pending else predictions_md(pred, prediction_figs, [s.name for s in found])))
     return {
         "activation_table": activation_summary(bundle),
         "activation_overview": figure("figures/overview.png", "Every registered activation: φ and φ′ "
