@@ -8,11 +8,13 @@ window) as ``OUT_DIR/<width>/<page>.png`` and print one line of counts:
 - ``math``: formulas MathJax typeset (SVG containers);
 - ``tex_errors``: merror nodes, undefined macros (red text) and math left untypeset;
 - ``zero_size``: typeset formulas drawn smaller than 2x2 px (collapsed by CSS);
+- ``images``, ``broken_images``: images on the page (lazy ones are loaded before the shot) and those that
+  did not load;
 - ``overflow_px``: how far the widest table, figure or formula sticks out of the content column;
 - ``height_px``: the page's height.
 
-A JSON summary of all pages goes to ``OUT_DIR/summary.json``. Exit code 1 when any page has a TeX error
-or a zero-size formula.
+A JSON summary of all pages goes to ``OUT_DIR/summary.json``. Exit code 1 when any page has a TeX error,
+a zero-size formula or an image that did not load.
 """
 from __future__ import annotations
 
@@ -30,6 +32,11 @@ import time
 PROBE = r"""
 (async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
+  const imgs = [...document.images];
+  imgs.forEach(i => { i.loading = 'eager'; });  // lazy images below the fold would be blank in a full-page shot
+  await Promise.race([Promise.all(imgs.map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; }))),
+                      new Promise(r => setTimeout(r, 15000))]);
+  const broken = imgs.filter(i => !i.complete || i.naturalWidth === 0).length;
   await new Promise(r => setTimeout(r, 300));
   const svgs = [...document.querySelectorAll('mjx-container[jax="SVG"]')];
   const zero = svgs.filter(c => { const b = (c.querySelector('svg') || c).getBoundingClientRect();
@@ -48,6 +55,7 @@ PROBE = r"""
   }
   over = Math.max(over, document.documentElement.scrollWidth - window.innerWidth);
   return JSON.stringify({math: svgs.length, tex_errors: errs, zero_size: zero, overflow_px: Math.round(over),
+                         images: imgs.length, broken_images: broken,
                          height_px: Math.ceil(document.documentElement.scrollHeight)});
 })()
 """
@@ -154,9 +162,10 @@ def main(argv=None) -> int:
                 info = shoot(b, a.base.rstrip("/") + "/" + page, w, png, a.height_cap)
                 info.update(page="/" + page, width=w, png=png)
                 summary.append(info)
-                bad += info["tex_errors"] > 0 or info["zero_size"] > 0
+                bad += info["tex_errors"] > 0 or info["zero_size"] > 0 or info["broken_images"] > 0
                 print(f"{w:>5} px  /{page:<40} math {info['math']:>4}  tex_errors {info['tex_errors']}  "
-                      f"zero_size {info['zero_size']}  overflow_px {info['overflow_px']}  height_px {info['height_px']}",
+                      f"zero_size {info['zero_size']}  images {info['images']} (broken {info['broken_images']})  "
+                      f"overflow_px {info['overflow_px']}  height_px {info['height_px']}",
                       flush=True)
     finally:
         b.close()

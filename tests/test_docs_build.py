@@ -234,7 +234,8 @@ def _chromium():
                                             "the screenshot check needs a browser")
 def test_screenshots_every_formula_typeset_at_both_widths(built, tmp_path):
     """docs/screenshots.sh on the built site: full-page shots at 1280 and 390 px of the math-heavy pages;
-    no TeX error, no formula collapsed to under 2x2 px, nothing sticking out of the content column."""
+    no TeX error, no formula collapsed to under 2x2 px, every image loaded (lazy ones included), nothing sticking
+    out of the content column."""
     import json
 
     pages = "/ /meanfield/ /activations/gelu/ /convergence/"
@@ -247,6 +248,7 @@ def test_screenshots_every_formula_typeset_at_both_widths(built, tmp_path):
     assert {s["width"] for s in summary} == {1280, 390} and len(summary) == 2 * len(pages.split())
     for s in summary:
         assert s["math"] > 0 and s["tex_errors"] == 0 and s["zero_size"] == 0, s
+        assert s["broken_images"] == 0, s
         assert s["overflow_px"] <= 1, s
         assert Path(s["png"]).stat().st_size > 10_000
 
