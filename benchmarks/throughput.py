@@ -420,18 +420,18 @@ def ceiling(setup: Setup) -> dict:
 # --------------------------------------------------------------------------- one row in its own process
 
 def measure(setup: Setup, row: str) -> dict:
-    if setup.threads:
-        torch.set_num_threads(setup.threads)
-    data = make_data(setup)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if setup.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
     if row.endswith("_ftz"):  # the engine's own trick, given to the baselines: what batching alone buys
         flushed = torch.set_flush_denormal(True)
         try:
             return {**measure(setup, row[:-4]), "flushed": flushed}
         finally:
             torch.set_flush_denormal(False)
+    if setup.threads:
+        torch.set_num_threads(setup.threads)
+    data = make_data(setup)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if setup.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     if row in ("a", "a1"):
         out = one_at_a_time(setup, data, pil=row == "a")
     elif row == "v":

@@ -244,6 +244,13 @@ def config_identity(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in ("out_dir", "data_dir", "download", "time_activations")}
 
 
+def config_diff(old: dict, new: dict, defaults: dict | None = None) -> tuple[list[str], dict, dict]:
+    """(sorted fields that change numbers and differ, old identity, new identity); fields added since ``old``
+    was written take their ``defaults``."""
+    a, b = config_identity({**(defaults or {}), **old}), config_identity(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)), a, b
+
+
 class Store:
     """Reads and writes one study folder. ``open()`` takes the lock; use as a context manager."""
 
@@ -321,8 +328,7 @@ class Store:
                 raise ValueError("config is not a table")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ResultsError(f"{path} is unreadable or not a study record ({type(exc).__name__}); {hint}") from None
-        a, b = config_identity({**(defaults or {}), **old_config}), config_identity(config)  # fields added since: defaults
-        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        diff, a, b = config_diff(old_config, config, defaults)
         if diff:
             k = diff[0]
             raise ResultsError(

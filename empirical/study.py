@@ -91,10 +91,10 @@ def _complete(folder: str, cfg: StudyConfig) -> bool:
     try:
         with open(os.path.join(folder, "study.json")) as fh:
             info = json.load(fh)
-        old = {**StudyConfig().to_json(), **info["config"]}
+        diff, _, _ = results.config_diff(info["config"], cfg.to_json(), StudyConfig().to_json())
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return info.get("status") == "complete" and results.config_identity(old) == results.config_identity(cfg.to_json())
+    return info.get("status") == "complete" and not diff
 
 
 @dataclass
