@@ -231,19 +231,59 @@ def on_files(files, config, **_):
     _ensure_path()
     from mkdocs.structure.files import File
 
+    stamp = _inputs_stamp()
+    memo = _MEMO.get("plan")
+    if memo is not None and memo[0] == stamp and all(Path(d).is_dir() for d in memo[3]):
+        plan, snippets = memo[1], memo[2]
+    else:
+        plan, snippets, complete, dirs = _plan()
+        _MEMO.pop("plan", None)
+        if complete:
+            _MEMO["plan"] = (stamp, plan, snippets, dirs)
+    for uri, content, src in plan:
+        files.append(File.generated(config, uri, content=content) if src is None
+                     else File.generated(config, uri, abs_src_path=src))
+    _STATE["snippets"] = snippets
+    return files
+
+
+_MEMO: dict[str, Any] = {}
+
+
+def _inputs_stamp() -> str:
+    """Names, sizes and modification times of every input of the generated pages: a cheap memo key.
+
+    It guards the in-process memo of ``on_files`` only; the figure cache on disk stays keyed on contents.
+    """
+    root = results_root()
+    paths = list(code_files()) + (sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [])
+    rows = [str(root), str(cache_root()), _versions()]
+    for p in paths:
+        st = p.stat()
+        rows.append(f"{p}\t{st.st_size}\t{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def _plan() -> tuple[list, dict, bool, list]:
+    """The generated files as ``(uri, markdown, None)`` or ``(uri, None, source path)``, the markers'
+    snippets, whether nothing was left to draw in the background, and the cache folders used."""
     from empirical.analysis import report_pages as pages
     from empirical.analysis.results_schema import load_predictions
 
+    plan: list[tuple[str, str | None, str | None]] = []
+    dirs: list[str] = []
+
     def add_page(uri: str, md: str) -> None:
-        files.append(File.generated(config, uri, content=md))
+        plan.append((uri, md, None))
 
     def add_dir(src: Path, dest: str) -> None:
+        dirs.append(str(src))
         for p in sorted(src.rglob("*")):
             if p.is_file() and p.suffix in (".png", ".svg", ".json", ".csv"):
-                files.append(File.generated(config, f"{dest}/{p.relative_to(src).as_posix()}",
-                                            abs_src_path=str(p)))
+                plan.append((f"{dest}/{p.relative_to(src).as_posix()}", None, str(p)))
 
     folder, bundle = theory_bundle()
+    complete = folder is not None
     for e in bundle["activations"]:
         add_page(f"activations/{e['name']}.md", pages.activation_page(e))
     if folder is None:
@@ -263,6 +303,8 @@ def on_files(files, config, **_):
             pred_figs = prediction_figures(root, found, pred)
             if pred_figs is not None:
                 add_dir(pred_figs, "figures/predictions")
+            else:
+                complete = False
         except Exception as exc:  # noqa: BLE001 - damaged predictions must not break the report
             damaged["predictions.csv"] = _reason(exc)
             pred_figs = None
@@ -270,11 +312,13 @@ def on_files(files, config, **_):
     for s in found:  # one damaged study must not break the report: its page says what is wrong
         try:
             drawn[s.name] = study_figures(s)
+            complete = complete and drawn[s.name] is not None
         except Exception as exc:  # noqa: BLE001
             broken[s.name] = exc
     # The first build of ``mkdocs serve`` on a fresh cache is served at once: the pages that take seconds of
     # tables (each study's, the predictions') say "being computed" until the drawing finishes and rebuilds.
     light = _SERVE.get("on") and not _SERVE.get("built") and bool(_SERVE.get("queue"))
+    complete = complete and not light
     for s in found:
         figdir = drawn.get(s.name)
         try:
@@ -292,9 +336,8 @@ def on_files(files, config, **_):
             add_dir(figdir, f"experiments/figures/{s.name}")
         add_page(f"experiments/{s.name}.md", page)
     good = [s for s in found if s.name not in damaged]
-    _STATE["snippets"] = pages.snippets(bundle, root, good, pred, pred_figs, figdirs, damaged=damaged,
-                                        pending=light)
-    return files
+    snippets = pages.snippets(bundle, root, good, pred, pred_figs, figdirs, damaged=damaged, pending=light)
+    return plan, snippets, complete, dirs
 
 
 def _reason(exc: BaseException) -> str:
@@ -316,7 +359,25 @@ def on_page_markdown(markdown: str, page, config, files, **_):
 
 
 def on_startup(command, dirty=False, **_):
+    _SERVE["serve"] = command == "serve"
     _SERVE["on"] = command == "serve" and os.environ.get("ACTLAB_SERVE_BACKGROUND", "1") != "0"
+
+
+def on_nav(nav, config, files, **_):
+    if _SERVE.get("serve"):                  # every rebuild runs in this process: reuse unchanged pages' HTML
+        from docs_hooks import render_memo
+
+        render_memo.start_build(config, files)
+        render_memo.memoise_search(config)
+    return nav
+
+
+def on_pre_page(page, config, files, **_):
+    if _SERVE.get("serve"):
+        from docs_hooks import render_memo
+
+        render_memo.memoise_render(page)
+    return page
 
 
 def on_post_build(config, **_):

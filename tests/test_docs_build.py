@@ -358,3 +358,53 @@ def test_first_serve_on_a_fresh_cache_defers_the_slow_pages(tmp_path, real_resul
     if not deferred:
         assert "| held" in got["predictions"] or "held" in got["predictions"]
         assert "tiny" in got["study"] and len(got["study"]) > 10 * len(PENDING_NOTE)
+
+
+SERVE_REBUILDS = r"""
+import json, shutil, sys
+from pathlib import Path
+from mkdocs.commands.build import build
+from mkdocs.config import load_config
+docs, out = Path(sys.argv[1]), Path(sys.argv[2])
+shutil.copytree("docs", docs)
+
+def rebuild(site):
+    cfg = load_config("mkdocs.yml", docs_dir=str(docs), site_dir=str(out / site))
+    if site == "a":
+        cfg.plugins.on_startup(command="serve", dirty=False)
+    build(cfg)
+    from docs_hooks import render_memo
+    return dict(render_memo.STATS)
+
+stats = [rebuild("a"), rebuild("b")]
+page = docs / "meanfield.md"
+page.write_text(page.read_text() + "\n\nA sentence added while serving: zanzibar.\n")
+stats.append(rebuild("c"))
+print(json.dumps(stats))
+"""
+
+
+def test_serve_rebuild_reuses_unchanged_pages_and_matches_a_fresh_render(built, tmp_path):
+    """Under ``mkdocs serve`` a rebuild re-renders and re-indexes only the pages whose Markdown changed; the
+    reused pages and search index are byte-identical to those of the rendering before them."""
+    import json
+
+    env = {**os.environ, "ACTLAB_RESULTS": str(built["results"]), "ACTLAB_DOCS_CACHE": str(built["cache"]),
+           "ACTLAB_SERVE_BACKGROUND": "0", "NO_MKDOCS_2_WARNING": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-c", SERVE_REBUILDS, str(tmp_path / "docs"), str(tmp_path)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b, c = json.loads(proc.stdout.strip().splitlines()[-1])
+    pages = a["rendered"]
+    assert pages > 20 and a["reused"] == 0
+    assert b["rendered"] == pages and b["reused"] == pages            # nothing re-rendered
+    assert b["indexed"] == a["indexed"] and b["index_reused"] == pages
+    assert c["rendered"] == pages + 1 and c["reused"] == 2 * pages - 1  # only the edited page
+    assert c["indexed"] == a["indexed"] + 1
+    first = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.html"))
+    assert first == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.html"))
+    for rel in first + [Path("search/search_index.json")]:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    assert "zanzibar" in (tmp_path / "c" / "meanfield" / "index.html").read_text(encoding="utf-8")
+    assert "zanzibar" in (tmp_path / "c" / "search" / "search_index.json").read_text(encoding="utf-8")
+    assert "zanzibar" not in (tmp_path / "b" / "meanfield" / "index.html").read_text(encoding="utf-8")
