@@ -274,13 +274,20 @@ def init_params(arch: Arch, inits: Sequence[tuple], dtype=torch.float32,
 class Captured:
     """Pre-activations z_l and post-activations h_l of the hidden layers, each [R, B, ...] (run-major).
 
-    ``z_raw``/``h_raw`` are the tensors gradients are taken with respect to; here they are ``z``/``h`` themselves.
+    ``z_raw``/``h_raw`` are the tensors of the forward graph that gradients are taken with respect to: the
+    MLP's ``z``/``h`` themselves; for TinyVGG one tuple of per-block tensors per layer (``z``/``h`` are then
+    detached run-major copies), whose gradients ``join`` turns into one run-major tensor.
     """
 
     z: list[torch.Tensor]
     h: list[torch.Tensor]
-    z_raw: list[torch.Tensor]
-    h_raw: list[torch.Tensor]
+    z_raw: list
+    h_raw: list
+    join: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None
+
+    def raw_grad(self, g) -> torch.Tensor:
+        """The gradient with respect to one entry of ``z_raw``/``h_raw``, run-major."""
+        return g if isinstance(g, torch.Tensor) else self.join(g)
 
 
 CONV_STRATEGIES = ("auto", "loop", "grouped")
@@ -335,7 +342,7 @@ class StackedModel:
 
     def forward(self, params: Sequence[torch.Tensor], x: torch.Tensor, capture: bool = False):
         """Logits [R, B, C] for input x: [B, ...] shared by all runs or [R, B, ...] per run."""
-        cap = Captured([], [], [], []) if capture else None
+        cap = Captured([], [], [], [], join=self.join_blocks) if capture else None
         if self.arch.model == "mlp":
             if x.dim() == len(self.arch.input_shape) + 1:
                 h = x.reshape(1, x.shape[0], -1).expand(self.R, -1, -1)
@@ -383,11 +390,18 @@ class StackedModel:
         return torch.baddbmm(b.unsqueeze(1), flat, W), cap
 
     def _capture(self, ts, B, views, raws):
-        """Record the blocks as one run-major tensor [R, B, k, H, W] and go on from views of it (probes only)."""
-        whole = torch.cat([t.view(B, e - s, -1, *t.shape[2:]).transpose(0, 1)
-                           for t, (s, e, _) in zip(ts, self.blocks)], 0)
-        views.append(whole), raws.append(whole)
-        return [whole[s:e].transpose(0, 1).reshape(B, -1, *whole.shape[3:]) for s, e, _ in self.blocks]
+        """Record the blocks (probes only): the graph's tensors as they are, a detached run-major copy
+        [R, B, k, H, W] for the metrics. Nothing is concatenated inside the graph."""
+        raws.append(tuple(ts))
+        with torch.no_grad():
+            views.append(self.join_blocks(ts))
+        return ts
+
+    def join_blocks(self, ts: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Per-block tensors [B, n·k, H, W] (the runs of block j side by side) as one run-major [R, B, k, H, W]."""
+        B = ts[0].shape[0]
+        parts = [t.reshape(B, e - s, -1, *t.shape[2:]).transpose(0, 1) for t, (s, e, _) in zip(ts, self.blocks)]
+        return parts[0].contiguous() if len(parts) == 1 else torch.cat(parts, 0)
 
     def per_run_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of each run: [R]. ``y`` is [B] or [R, B]."""

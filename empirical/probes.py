@@ -42,11 +42,17 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
         logits, cap = model.forward(params, x, capture=True)
         loss = model.per_run_loss(logits, y).sum()
         n_hidden = len(cap.z)
-        grads = torch.autograd.grad(loss, [*params, *cap.z_raw, *cap.h_raw, logits])
+        raws = [*cap.z_raw, *cap.h_raw]
+        flat = [t for r in raws for t in ((r,) if isinstance(r, torch.Tensor) else r)]
+        grads = torch.autograd.grad(loss, [*params, *flat, logits])
     n_p = len(params)
     g_params = grads[:n_p]
-    g_z = grads[n_p:n_p + n_hidden]
-    g_h = grads[n_p + n_hidden:n_p + 2 * n_hidden]
+    g_raw, k = [], n_p
+    for r in raws:
+        n = 1 if isinstance(r, torch.Tensor) else len(r)
+        g_raw.append(cap.raw_grad(grads[k] if isinstance(r, torch.Tensor) else grads[k:k + n]))
+        k += n
+    g_z, g_h = g_raw[:n_hidden], g_raw[n_hidden:]
     g_logits = grads[-1]
     R = model.R
     with torch.no_grad():
@@ -76,7 +82,7 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
             else:
                 dead = (h == 0).transpose(1, 2).reshape(R, h.shape[2], -1).all(dim=2)
             out["dead_frac"][layer] = dead.float().mean(dim=1)
-            out["saturated_frac"][layer] = _saturated(model, cap.z_raw[i], eps)
+            out["saturated_frac"][layer] = _saturated(model, z, eps)
             if distributions:
                 for m, v in zip(ACT_QUANTILES, _quantiles(_per_run(h))):
                     out[m][layer] = v
@@ -128,9 +134,9 @@ def _top_eigenvalue(g: torch.Tensor) -> torch.Tensor:
         return torch.tensor(float("nan"), dtype=g.dtype, device=g.device)
 
 
-def _saturated(model: StackedModel, z_raw: torch.Tensor, eps: float) -> torch.Tensor:
+def _saturated(model: StackedModel, z: torch.Tensor, eps: float) -> torch.Tensor:
     """Per run: the fraction of entries of the run-major z [R, ...] with |φ′(z)| < ε."""
     with torch.enable_grad():
-        zz = z_raw.detach().clone().requires_grad_(True)
+        zz = z.detach().clone().requires_grad_(True)
         (d,) = torch.autograd.grad(model.act_runs(zz).sum(), zz)
     return _per_run((d.abs() < eps).float()).mean(dim=1)
