@@ -272,22 +272,19 @@ def init_params(arch: Arch, inits: Sequence[tuple], dtype=torch.float32,
 
 @dataclass
 class Captured:
-    """Pre-activations z_l and post-activations h_l of the hidden layers, each [R, B, ...] (run-major).
+    """Pre-activations z_l and post-activations h_l of the hidden layers, as the forward graph holds them.
 
-    ``z_raw``/``h_raw`` are the tensors of the forward graph that gradients are taken with respect to: the
-    MLP's ``z``/``h`` themselves; for TinyVGG one tuple of per-block tensors per layer (``z``/``h`` are then
-    detached run-major copies), whose gradients ``join`` turns into one run-major tensor.
+    ``z_raw``/``h_raw`` are the tensors gradients are taken with respect to: the MLP's z/h [R, B, n] themselves;
+    for TinyVGG one tuple of per-block tensors per layer. ``run_major`` gives a layer's values, or the gradients
+    with respect to them, as one run-major tensor [R, B, ...] (for TinyVGG a copy, made when asked for).
     """
 
-    z: list[torch.Tensor]
-    h: list[torch.Tensor]
     z_raw: list
     h_raw: list
     join: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None
 
-    def raw_grad(self, g) -> torch.Tensor:
-        """The gradient with respect to one entry of ``z_raw``/``h_raw``, run-major."""
-        return g if isinstance(g, torch.Tensor) else self.join(g)
+    def run_major(self, t) -> torch.Tensor:
+        return t if isinstance(t, torch.Tensor) else self.join(t)
 
 
 CONV_STRATEGIES = ("auto", "loop", "grouped")
@@ -342,7 +339,7 @@ class StackedModel:
 
     def forward(self, params: Sequence[torch.Tensor], x: torch.Tensor, capture: bool = False):
         """Logits [R, B, C] for input x: [B, ...] shared by all runs or [R, B, ...] per run."""
-        cap = Captured([], [], [], [], join=self.join_blocks) if capture else None
+        cap = Captured([], [], join=self.join_blocks) if capture else None
         if self.arch.model == "mlp":
             if x.dim() == len(self.arch.input_shape) + 1:
                 h = x.reshape(1, x.shape[0], -1).expand(self.R, -1, -1)
@@ -356,7 +353,7 @@ class StackedModel:
                     return z, cap
                 h = self._act(z, 0)
                 if cap is not None:
-                    cap.z.append(z), cap.h.append(h), cap.z_raw.append(z), cap.h_raw.append(h)
+                    cap.z_raw.append(z), cap.h_raw.append(h)
         return self._forward_vgg(params, x, cap)
 
     def _forward_vgg(self, params, x, cap):
@@ -378,24 +375,16 @@ class StackedModel:
                 W, b = per_block[2 * i][j], per_block[2 * i + 1][j]
                 zs.append(F.conv2d(hs[j], W.reshape(-1, *W.shape[2:]), b.reshape(-1), padding=1, groups=e - s))
             if cap is not None:
-                zs = self._capture(zs, B, cap.z, cap.z_raw)
+                cap.z_raw.append(tuple(zs))
             hs = [fn(z) for z, (_, _, fn) in zip(zs, self.blocks)]
             if cap is not None:
-                hs = self._capture(hs, B, cap.h, cap.h_raw)
+                cap.h_raw.append(tuple(hs))
             if i in (1, 3):
                 hs = [F.max_pool2d(h, 2) for h in hs]
         flats = [h.reshape(B, e - s, -1).transpose(0, 1) for h, (s, e, _) in zip(hs, self.blocks)]
         flat = flats[0] if len(flats) == 1 else torch.cat(flats, 0)
         W, b = params[8], params[9]
         return torch.baddbmm(b.unsqueeze(1), flat, W), cap
-
-    def _capture(self, ts, B, views, raws):
-        """Record the blocks (probes only): the graph's tensors as they are, a detached run-major copy
-        [R, B, k, H, W] for the metrics. Nothing is concatenated inside the graph."""
-        raws.append(tuple(ts))
-        with torch.no_grad():
-            views.append(self.join_blocks(ts))
-        return ts
 
     def join_blocks(self, ts: Sequence[torch.Tensor]) -> torch.Tensor:
         """Per-block tensors [B, n·k, H, W] (the runs of block j side by side) as one run-major [R, B, k, H, W]."""
