@@ -305,21 +305,38 @@ def finding_trainability(pred, root, figdirs):
     if got is None:
         return None
     study, d = got
-    parts = []
+    mine = pred[pred["study"] == study]
+
+    def row(claim: str, act: str):
+        got = mine[(mine["claim"] == claim) & (mine["activation"] == act)]
+        return got.iloc[0] if len(got) else None
+
+    parts, unbounded = [], []
     for _, r in d.iterrows():
-        k = re.search(r"k = ([0-9.]+), 95 % bootstrap interval \[([0-9.]+), ([0-9.]+)\]", str(r.get("detail", "")))
-        kk = f"k = {k.group(1)} (95 % interval {k.group(2)}–{k.group(3)})" if k else "k not fitted"
-        fin = re.search(r"on the (\d+) cells with finite ξ_c: ([0-9.]+)", str(r.get("detail", "")))
-        fin_txt = f"; {fin.group(2)} on its {fin.group(1)} cells with finite $\\xi_c$" if fin else ""
-        parts.append(f"{r['activation']} {_fmt(r['measured'])} ({r['verdict']}; {kk}{fin_txt})")
+        a = r["activation"]
+        k = row("trainable_depth_k", a)
+        kk = (f"k = {_fmt(k['measured'])} (95 % interval {_fmt(k['lo'])}–{_fmt(k['hi'])})"
+              if k is not None and np.isfinite(k["measured"]) else "k not fitted")
+        f = row("trainable_region_finite_xi", a)
+        fin_txt = ""
+        if f is not None and np.isfinite(f["measured"]):
+            fin_txt = f"; {_fmt(f['measured'])} ({f['verdict']}) where $\\xi_c$ is finite"
+            unbounded.append(str(a))
+        parts.append(f"{a} {_fmt(r['measured'])} ({r['verdict']}; {kk}{fin_txt})")
+    where = (f"Where $q^* \\to \\infty$ ({', '.join(unbounded)} at large $\\sigma_w^2$) $\\xi_c = \\infty$ calls every "
+             "depth trainable although gradients grow by χ₁ > 1 per layer: that is where the rule misses."
+             if unbounded else "")
     best = d.loc[d["measured"].idxmax()]
+    decided = [row("trainable_region_finite_xi", a) if a in unbounded else row("trainable_region", a)
+               for a in d["activation"]]
+    title = ("How deep a network trains is set by the correlation depth scale $\\xi_c$ where $\\xi_c$ is finite."
+             if all(x is not None and x["verdict"] == "held" for x in decided) else
+             "How deep a network trains, against the correlation depth scale $\\xi_c$.")
     return Finding(
-        "How deep a network trains is set by the correlation depth scale $\\xi_c$ where $\\xi_c$ is finite.",
+        title,
         f"In `{study}` ({_seeds(root, study)} seeds per cell), the rule 'trains iff depth ≤ $k\\,\\xi_c(\\sigma_w^2)$' with k "
         f"fitted per activation agreed with the measured ($\\sigma_w^2$, depth) cells in: {'; '.join(parts)} (held needs "
-        f"≥ 0.85 and beating the best $\\sigma_w^2$-blind depth cut). Where $q^* \\to \\infty$ (ELU, ReLU, SELU at large $\\sigma_w^2$) "
-        f"$\\xi_c = \\infty$ calls every depth trainable although gradients grow by χ₁ > 1 per layer: that is where the "
-        f"rule misses.",
+        f"≥ 0.85 and beating the best $\\sigma_w^2$-blind depth cut). {where}",
         study, "trainability_heatmaps", row_anchor(study, best.name))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from empirical.analysis.trainability_figures import dataset_name
 
-CLAIMS = ("trainable_region", "trainable_depth_k", "deepest_trainable_sigma_w2", "k_universal",
+CLAIMS = ("trainable_region", "trainable_region_finite_xi", "trainable_depth_k", "deepest_trainable_sigma_w2", "k_universal",
           "max_trainable_depth", "correlation_map", "length_map", "correlation_depth_scale")
 
 
@@ -81,6 +81,7 @@ def section(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
         d = pred[(pred["study"] == study.name) & (pred["claim"].isin(CLAIMS))]
     if d is not None and len(d):
         reg = d[d["claim"] == "trainable_region"].set_index("activation")
+        fin = d[d["claim"] == "trainable_region_finite_xi"].set_index("activation")
         kk = d[d["claim"] == "trainable_depth_k"].set_index("activation")
         deep = d[d["claim"] == "deepest_trainable_sigma_w2"].set_index("activation")
         rows = []
@@ -91,11 +92,15 @@ def section(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
             rows.append([a, _f(k["measured"]) if k is not None else "—",
                          f"[{_f(lo)}, {_f(hi)}]" if not (pd.isna(lo) or pd.isna(hi)) else "in detail",
                          _f(reg.loc[a, "measured"]), reg.loc[a, "verdict"],
+                         (f"{_f(fin.loc[a, 'measured'])} ({fin.loc[a, 'verdict']})"
+                          if a in fin.index and not pd.isna(fin.loc[a, "measured"]) else "all finite"
+                          if a in fin.index else "—"),
                          _f(deep.loc[a, "measured"]) if a in deep.index else "—",
                          _f(deep.loc[a, "predicted"]) if a in deep.index else "—",
                          deep.loc[a, "verdict"] if a in deep.index else "—"])
         out.append("### Verdicts\n")
         out.append(_table(["activation", "k", "k 95 % interval", "agreement", "verdict (L ≤ k·ξ_c)",
+                           "agreement where ξ_c is finite (verdict)",
                            "σ_w² of the deepest trained net (mid)", "critical σ_w²", "verdict (edge)"], rows))
         uni = d[d["claim"] == "k_universal"]
         if len(uni):
@@ -103,7 +108,8 @@ def section(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
             out.append(f"One k for every activation: **{u['verdict']}** — {_reason(u)}.\n")
         notes = [f"- **{r['activation']}**, {r['claim']}: {r['verdict']} — "
                  + (f"{r['reason']}; {r['detail']}" if isinstance(r.get("reason"), str) and r.get("reason") else str(r["detail"]))
-                 for _, r in d[d["claim"].isin(["trainable_region", "deepest_trainable_sigma_w2"])].iterrows()]
+                 for _, r in d[d["claim"].isin(["trainable_region", "trainable_region_finite_xi",
+                                                "deepest_trainable_sigma_w2"])].iterrows()]
         out.append('??? info "Reasons and details"\n\n' + "".join(f"    {n}\n" for n in notes))
         lm = d[d["claim"] == "max_trainable_depth"]
         if len(lm):

@@ -47,3 +47,27 @@ def test_verdict_matrix_cells_and_links():
     assert 'actlab-cell-held"><a href="#v-s-12"' in html
     assert 'actlab-cell-na"><a href="#v-s-13"' in html
     assert html.count("actlab-cell-empty") == 1                       # relu has no c2 row
+
+
+def test_trainability_finding_reads_k_and_the_finite_cells_from_their_own_rows(tmp_path):
+    """k and its interval come from ``trainable_depth_k``, the agreement where ξ_c is finite from
+    ``trainable_region_finite_xi``; the headline says ξ_c sets trainable depth only when every decided claim held."""
+    (tmp_path / "fig").mkdir()
+    (tmp_path / "fig" / "trainability_heatmaps.png").write_bytes(b"png")
+    (tmp_path / "tr").mkdir()
+    pd.DataFrame({"seed": [1, 2, 3]}).to_csv(tmp_path / "tr" / "runs.csv", index=False)
+    nan = float("nan")
+    pred = pd.DataFrame({
+        "study": "tr", "kind": "prediction",
+        "claim": ["trainable_region", "trainable_depth_k", "trainable_region_finite_xi"] * 2,
+        "activation": ["tanh"] * 3 + ["relu"] * 3,
+        "measured": [0.933, 3.45, nan, 0.707, 5.05, 0.967],
+        "lo": [nan, 3.36, nan, nan, 2.77, nan], "hi": [nan, 5.3, nan, nan, 6.41, nan],
+        "verdict": ["held", "not applicable", "not applicable", "failed", "not applicable", "held"]})
+    f = rf.finding_trainability(pred, tmp_path, {"tr": tmp_path / "fig"})
+    assert "tanh 0.933 (held; k = 3.45 (95 % interval 3.36–5.3))" in f.text
+    assert "relu 0.707 (failed; k = 5.05 (95 % interval 2.77–6.41); 0.967 (held) where $\\xi_c$ is finite)" in f.text
+    assert "(relu at large" in f.text and f.title.startswith("How deep a network trains is set by")
+    pred.loc[5, "verdict"] = "failed"
+    assert rf.finding_trainability(pred, tmp_path, {"tr": tmp_path / "fig"}).title.endswith("against the correlation "
+                                                                                             "depth scale $\\xi_c$.")

@@ -68,3 +68,33 @@ def test_tiny_grid_end_to_end_through_the_cli(tmp_path, capsys):
     assert (folder / "trainability_cells.csv").is_file() and (folder / "correlation_profiles.csv").is_file()
     cells = pd.read_csv(folder / "trainability_cells.csv")
     assert len(cells) == 6 and cells["xi_c"].notna().all()
+
+
+def _cell_runs(rule, sigma_w2s, depths, seeds=(1, 2, 3), act="relu", sigma_b2=0.05) -> pd.DataFrame:
+    """Runs whose every seed trains (accuracy 0.9) or not (0.1) as ``rule(σ_w², L)`` says."""
+    rows = [dict(init="gaussian", activation=act, sigma_w2=w, depth=L, seed=s, sigma_b2=sigma_b2, widths="64",
+                 status="finished", final_test_acc=0.9 if rule(w, L) else 0.1)
+            for w in sigma_w2s for L in depths for s in seeds]
+    return pd.DataFrame(rows)
+
+
+def test_rule_on_the_finite_depth_scale_cells_is_its_own_claim():
+    """ReLU cells: those with finite ξ_c (σ_w² < 2) train iff L ≤ 3·ξ_c; those with ξ_c = ∞ (q* → ∞) train only
+    shallow. The rule over all cells fails; restricted to its precondition (finite ξ_c) it holds with agreement 1."""
+    sig, depths = (1.0, 1.5, 1.9, 2.5, 3.0), (2, 5, 12, 40, 80)
+    rule = lambda w, L: L <= 3 * T.xi_c("relu", w, 0.05) if w < 2 else L <= 5  # noqa: E731
+    claims = {c.claim: c for c in T.trainability_claims("s", _cell_runs(rule, sig, depths), n_boot=50)
+              if c.activation == "relu"}
+    region, finite = claims["trainable_region"], claims["trainable_region_finite_xi"]
+    assert region.verdict == "failed" and region.measured < T.AGREEMENT_MIN
+    assert finite.verdict == "held" and finite.measured == 1.0
+    assert finite.detail.startswith("15 of 25 cells have a finite ξ_c")
+
+
+def test_rule_with_every_depth_scale_finite_is_not_applicable_restricted():
+    sig, depths = (0.5, 1.0, 1.5), (2, 5, 12, 40)
+    rule = lambda w, L: L <= 3 * T.xi_c("tanh", w, 0.05)  # noqa: E731
+    claims = {c.claim: c for c in T.trainability_claims("s", _cell_runs(rule, sig, depths, act="tanh"), n_boot=50)}
+    assert claims["trainable_region"].verdict == "held"
+    assert claims["trainable_region_finite_xi"].verdict == "not applicable"
+    assert "every cell has a finite ξ_c" in claims["trainable_region_finite_xi"].reason

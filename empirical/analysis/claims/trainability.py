@@ -217,7 +217,7 @@ def correlation_summary(corr: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------- claims
 
 HELD, FAILED, INCONCLUSIVE, NOT_APPLICABLE = "held", "failed", "inconclusive", "not applicable"
-CLAIM_NAMES = ("trainable_region", "trainable_depth_k", "max_trainable_depth", "deepest_trainable_sigma_w2",
+CLAIM_NAMES = ("trainable_region", "trainable_region_finite_xi", "trainable_depth_k", "max_trainable_depth", "deepest_trainable_sigma_w2",
                "k_universal", "correlation_map", "length_map", "correlation_depth_scale")
 BRACKET = 1.5
 PAPER_STEPS = 10_000
@@ -296,22 +296,13 @@ def trainability_claims(study: str, runs: pd.DataFrame, num_classes: int = 10, s
         null = constant_depth_agreement(d, tr)
         seeds = int(g["seeds"].max())
         finite = np.isfinite(xi)
-        fin_txt = (f"; on the {int(finite.sum())} cells with finite ξ_c: {_agreement(d[finite], xi[finite], tr[finite], fit.k):.3f}"
-                   if (~finite).any() and finite.any() else "")
         ktxt = (f"k = {_fmt(fit.k)}, 95 % bootstrap interval [{_fmt(lo)}, {_fmt(hi)}] ({n_boot} resamples of the seeds "
                 f"within every cell, widened to every threshold that fits equally well){'; censored: the grid only bounds k from ' + fit.censored if fit.censored else ''}")
         rel = f"trained ⇔ L ≤ k·ξ_c(σ_w²) (k fitted) in m ≥ {AGREEMENT_MIN:g} of cells, and m > σ_w²-blind rule L ≤ L₀"
         if not np.isfinite(fit.agreement):
             verdict, why = NOT_APPLICABLE, "no cell has a finite ξ_c"
-        elif fit.censored:
-            verdict, why = INCONCLUSIVE, (f"the grid only bounds k ({fit.censored}): run deeper or shallower nets "
-                                          "so that both trained and untrained cells occur")
-        elif fit.agreement >= AGREEMENT_MIN and fit.agreement > null:
-            verdict, why = HELD, f"agreement {fit.agreement:.3f} ≥ {AGREEMENT_MIN:g} and > {null:.3f} (σ_w²-blind)"
-        elif fit.agreement < AGREEMENT_MIN:
-            verdict, why = FAILED, f"agreement {fit.agreement:.3f} < {AGREEMENT_MIN:g}"
         else:
-            verdict, why = FAILED, f"ξ_c explains no more than a σ_w²-blind depth threshold ({null:.3f})"
+            verdict, why = _region_verdict(fit.agreement, null, fit)
         if verdict == FAILED and (~finite).any():
             why += ("; ξ_c = ∞ where q* → ∞ (σ_w² ≥ the q-infinity limit): theory calls those nets trainable at "
                     "any depth, but their gradients grow by χ₁ > 1 per layer")
@@ -320,7 +311,8 @@ def trainability_claims(study: str, runs: pd.DataFrame, num_classes: int = 10, s
                         lo=alo, hi=ahi, tolerance=1.0 - AGREEMENT_MIN, n=seeds, verdict=verdict, reason=why,
                         detail=f"{len(g)} cells, {int(tr.sum())} trained ({seeds} seeds, trained: test accuracy ≥ "
                                f"chance + {TRAINED_MARGIN:g} in at least half the seeds); σ_w²-blind agreement "
-                               f"{null:.3f}{fin_txt}; {ktxt}"))
+                               f"{null:.3f}; {ktxt}"))
+        out.append(_finite_region_claim(st, act, base, d, xi, tr, fit, boots, seeds))
         intervals[act] = (fit, float(lo), float(hi))
         if (steps or 0) < PAPER_STEPS:
             vk, wk = NOT_APPLICABLE, (f"k grows with the training budget: the paper's k ≈ 6 is for long SGD training on "
@@ -345,6 +337,40 @@ def trainability_claims(study: str, runs: pd.DataFrame, num_classes: int = 10, s
         out.append(_make(st, "prediction", "k_universal", "all", base, rel, verdict=NOT_APPLICABLE,
                         reason=f"needs k bracketed for ≥ 2 activations, have {len(usable)}"))
     return out
+
+
+def _region_verdict(m: float, null: float, fit: KFit) -> tuple[str, str]:
+    """held iff the agreement m ≥ AGREEMENT_MIN and beats the σ_w²-blind rule; inconclusive when k is censored."""
+    if fit.censored:
+        return INCONCLUSIVE, (f"the grid only bounds k ({fit.censored}): run deeper or shallower nets so that both "
+                              "trained and untrained cells occur")
+    if m >= AGREEMENT_MIN and m > null:
+        return HELD, f"agreement {m:.3f} ≥ {AGREEMENT_MIN:g} and > {null:.3f} (σ_w²-blind)"
+    if m < AGREEMENT_MIN:
+        return FAILED, f"agreement {m:.3f} < {AGREEMENT_MIN:g}"
+    return FAILED, f"ξ_c explains no more than a σ_w²-blind depth threshold ({null:.3f})"
+
+
+def _finite_region_claim(st, act, base, d, xi, tr, fit: KFit, boots: np.ndarray, seeds: int):
+    """``trainable_region_finite_xi``: the rule L ≤ k·ξ_c (the same k) on the cells where its precondition holds,
+    a finite ξ_c (finite q*); not applicable when every cell, or none, has one."""
+    finite = np.isfinite(xi)
+    rel = (f"trained ⇔ L ≤ k·ξ_c(σ_w²) (k as fitted on all cells) in m ≥ {AGREEMENT_MIN:g} of the cells with "
+           "finite ξ_c, and m > σ_w²-blind rule L ≤ L₀ there")
+    if finite.all() or not finite.any():
+        return _make(st, "prediction", "trainable_region_finite_xi", act, base, rel, n=seeds, verdict=NOT_APPLICABLE,
+                     reason=("every cell has a finite ξ_c: trainable_region is this claim" if finite.all()
+                             else "no cell has a finite ξ_c"))
+    fd, fx, ft = d[finite], xi[finite], tr[finite]
+    m = _agreement(fd, fx, ft, fit.k)
+    null = constant_depth_agreement(fd, ft)
+    agree_b = np.array([_agreement(fd, fx, ft, k) for k in boots[np.isfinite(boots[:, 0]), 0]])
+    lo, hi = np.percentile(agree_b, [2.5, 97.5]) if len(agree_b) else (math.nan, math.nan)
+    verdict, why = _region_verdict(m, null, fit)
+    return _make(st, "prediction", "trainable_region_finite_xi", act, base, rel, predicted=1.0, measured=m, lo=lo, hi=hi,
+                 tolerance=1.0 - AGREEMENT_MIN, n=seeds, verdict=verdict, reason=why,
+                 detail=(f"{int(finite.sum())} of {len(d)} cells have a finite ξ_c, {int(ft.sum())} of them trained; "
+                         f"σ_w²-blind agreement there {null:.3f}"))
 
 
 def _lmax_claims(st, act, g, fit: KFit, base) -> list:
