@@ -235,9 +235,20 @@ def on_files(files, config, **_):
     memo = _MEMO.get("plan")
     if memo is not None and memo[0] == stamp and all(Path(d).is_dir() for d in memo[3]):
         plan, snippets = memo[1], memo[2]
+        PLANS["memo"] += 1
     else:
-        plan, snippets, complete, dirs = _plan()
         _MEMO.pop("plan", None)
+        key = _plan_key()
+        got = _load_plan(key)
+        if got is not None:
+            plan, snippets, dirs = got
+            complete = True
+            PLANS["disk"] += 1
+        else:
+            plan, snippets, complete, dirs = _plan()
+            PLANS["computed"] += 1
+            if complete:
+                _save_plan(key, plan, snippets, dirs)
         if complete:
             _MEMO["plan"] = (stamp, plan, snippets, dirs)
     for uri, content, src in plan:
@@ -248,6 +259,7 @@ def on_files(files, config, **_):
 
 
 _MEMO: dict[str, Any] = {}
+PLANS = {"computed": 0, "disk": 0, "memo": 0}    # where each build's generated pages came from
 
 
 def _inputs_stamp() -> str:
@@ -262,6 +274,44 @@ def _inputs_stamp() -> str:
         st = p.stat()
         rows.append(f"{p}\t{st.st_size}\t{st.st_mtime_ns}")
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def _plan_key() -> str:
+    """Content key of the generated pages: the code, the library versions, every file of every study folder and
+    the predictions read, and where the results and the cache are."""
+    from empirical.analysis.results_schema import prediction_files
+
+    root, found = _STATE["root"], _STATE["studies"]
+    files = [p for s in found for p in s.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if root.is_dir():
+        files += [Path(p) for p in prediction_files(root, found)]
+    return hashlib.sha256(f"{cache_key(sorted(set(files)))}|{root}|{cache_root()}".encode()).hexdigest()[:16]
+
+
+def _load_plan(key: str) -> tuple[list, dict, list] | None:
+    """The generated pages cached by ``_save_plan``, if every figure folder they use still exists."""
+    import json
+
+    path = cache_root() / f"pages-{key}" / "plan.json"
+    try:
+        got = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not all(Path(d).is_dir() for d in got["dirs"]):
+        return None
+    log.debug("actlab: generated pages from cache %s", path.parent)
+    return [tuple(x) for x in got["plan"]], got["snippets"], got["dirs"]
+
+
+def _save_plan(key: str, plan: list, snippets: dict, dirs: list) -> None:
+    import json
+
+    final = cache_root() / f"pages-{key}"
+    final.mkdir(parents=True, exist_ok=True)
+    tmp = final / f".plan-{os.getpid()}.json"
+    tmp.write_text(json.dumps({"plan": plan, "snippets": snippets, "dirs": dirs}), encoding="utf-8")
+    os.replace(tmp, final / "plan.json")
+    _prune(cache_root(), "pages", keep=final)
 
 
 def _plan() -> tuple[list, dict, bool, list]:

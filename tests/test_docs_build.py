@@ -374,7 +374,8 @@ def rebuild(site):
         cfg.plugins.on_startup(command="serve", dirty=False)
     build(cfg)
     from docs_hooks import render_memo
-    return dict(render_memo.STATS)
+    hook = next(p for name, p in cfg.plugins.items() if "actlab" in name)
+    return {**render_memo.STATS, **{"plan_" + k: v for k, v in hook.PLANS.items()}}
 
 stats = [rebuild("a"), rebuild("b")]
 page = docs / "meanfield.md"
@@ -386,7 +387,8 @@ print(json.dumps(stats))
 
 def test_serve_rebuild_reuses_unchanged_pages_and_matches_a_fresh_render(built, tmp_path):
     """Under ``mkdocs serve`` a rebuild re-renders and re-indexes only the pages whose Markdown changed; the
-    reused pages and search index are byte-identical to those of the rendering before them."""
+    reused pages and search index are byte-identical to those of the rendering before them. A new process
+    takes the generated pages from the cache on disk, and builds the same pages as the build that wrote it."""
     import json
 
     env = {**os.environ, "ACTLAB_RESULTS": str(built["results"]), "ACTLAB_DOCS_CACHE": str(built["cache"]),
@@ -408,3 +410,8 @@ def test_serve_rebuild_reuses_unchanged_pages_and_matches_a_fresh_render(built, 
     assert "zanzibar" in (tmp_path / "c" / "meanfield" / "index.html").read_text(encoding="utf-8")
     assert "zanzibar" in (tmp_path / "c" / "search" / "search_index.json").read_text(encoding="utf-8")
     assert "zanzibar" not in (tmp_path / "b" / "meanfield" / "index.html").read_text(encoding="utf-8")
+    # build "a" ran in a new process: its generated pages came from the fixture build's cache on disk
+    assert (a["plan_disk"], a["plan_computed"], a["plan_memo"]) == (1, 0, 0)
+    assert (c["plan_disk"], c["plan_computed"], c["plan_memo"]) == (1, 0, 2)    # then from the server's memory
+    for page in ("index.html", "predictions/index.html", "experiments/tiny/index.html", "activations/relu/index.html"):
+        assert (tmp_path / "a" / page).read_bytes() == (built["site"] / page).read_bytes(), page
