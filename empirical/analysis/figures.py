@@ -211,7 +211,7 @@ def meanfield_curves(df: pd.DataFrame, out: str | Path, *,
     ax_c.set_title("χ₁ at the fixed point (>1 exploding, <1 vanishing)")
     ax_q.set_yscale("symlog", linthresh=1e-2)
     ax_q.set_ylim(bottom=0.0)
-    ax_q.set_xlabel("σ_w²")
+    ax_q.set_xlabel(r"$\sigma_w^2$")
     ax_q.set_ylabel("q*")
     ax_q.set_title("fixed point q* of the length map")
     for ax in (ax_c, ax_q):
@@ -237,20 +237,20 @@ def correlation_curves(xi: pd.DataFrame, cmap: pd.DataFrame, out: str | Path, *,
         v = d["xi_c"].to_numpy(dtype=float)
         ax_x.plot(d["sigma_w2"], np.where(np.isinf(v), top, v), color=color_for(a), lw=1.5, label=a)
     ax_x.axhline(top, color="k", lw=0.8, ls=":")
-    ax_x.text(0.02, top * 1.1, "ξ_c = ∞ (edge of chaos, or q* = ∞)", transform=ax_x.get_yaxis_transform(),
+    ax_x.text(0.02, top * 1.1, r"$\xi_c = \infty$ (edge of chaos, or $q^* = \infty$)", transform=ax_x.get_yaxis_transform(),
               fontsize=7, va="bottom")
     ax_x.set_yscale("log")
     ax_x.set_ylim(0.1, top * 3)
-    ax_x.set_xlabel("σ_w²")
-    ax_x.set_ylabel("ξ_c (layers)")
-    ax_x.set_title(f"correlation depth scale, σ_b² = {sigma_b2:g}")
+    ax_x.set_xlabel(r"$\sigma_w^2$")
+    ax_x.set_ylabel(r"$\xi_c$ (layers)")
+    ax_x.set_title(r"correlation depth scale, $\sigma_b^2$" + f" = {sigma_b2:g}")
     for a in activation_order(cmap["activation"].unique()):
         d = cmap[cmap["activation"] == a].sort_values("c")
         ax_m.plot(d["c"], d["c_next"], color=color_for(a), lw=1.4, label=a)
     ax_m.plot([-1, 1], [-1, 1], color="k", lw=0.9, ls="--")
     ax_m.set_xlabel("c (layer l)")
     ax_m.set_ylabel("c (layer l+1)")
-    ax_m.set_title(f"correlation map at q*, σ_w² = {sigma_w2_map:g}, σ_b² = {sigma_b2:g}")
+    ax_m.set_title(r"correlation map at $q^*$, $\sigma_w^2$" + f" = {sigma_w2_map:g}, " + r"$\sigma_b^2$" + f" = {sigma_b2:g}")
     for ax in (ax_x, ax_m):
         ax.grid(alpha=0.25, which="both")
     fig.legend(*ax_x.get_legend_handles_labels(), loc="outside right center", fontsize=8)
@@ -727,7 +727,8 @@ def sharpness_curves(sf: pd.DataFrame, out: str | Path) -> list[Path]:
         if (d0["sharpness"].dropna() > 0).all():
             _log_axis(ax)
         ax.set_xlabel("step (full-batch updates)")
-        ax.set_ylabel("λ_max(P⁻¹H), Adam-preconditioned (log scale)" if adam else "λ_max(H) (log scale)")
+        ax.set_ylabel(r"$\lambda_{\max}(P^{-1}H)$, Adam-preconditioned (log scale)" if adam
+                      else r"$\lambda_{\max}(H)$ (log scale)")
         ax.set_title(f"{'Adam' if adam else 'gradient descent'}, η = {lr:g}")
         ax.grid(alpha=0.25, which="both")
     _legend_outside(fig, axes[0], 7)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from empirical.analysis.markup import subscripts
 from empirical.analysis.results_schema import activation_order, read_csv
 
 VERDICT_CLASS = {"held": "held", "failed": "failed", "inconclusive": "inconclusive", "not applicable": "na"}
@@ -449,7 +450,7 @@ def recommendations_md(pred: pd.DataFrame | None, found: list[Finding]) -> str:
         r = eos[eos["verdict"] == "held"].iloc[0] if (eos["verdict"] == "held").any() else eos.iloc[0]
         out.append(("With large full-batch steps, pick η for the curvature you will reach, not the curvature at "
                     "the start: sharpness climbs to 2/η for most activations.",
-                    f"{r['activation']}: peak λ_max {_fmt(r['measured'])} against 2/η = {_fmt(r['predicted'])}",
+                    f"{r['activation']}: peak $\\lambda_{{\\max}}$ {_fmt(r['measured'])} against 2/η = {_fmt(r['predicted'])}",
                     link(r)))
     dead = _rows(pred, claim="dead_units_grow_with_depth")
     if len(dead):
@@ -580,7 +581,7 @@ def _claims_table(d: pd.DataFrame) -> str:
         why = "; ".join(str(r[k]) for k in ("detail", "reason") if k in r and pd.notna(r[k]) and str(r[k]))
         lines.append(f"| {r['claim']} | {r['activation']} | {_fmt(r['predicted'], 4)} | {meas} | "
                      f"[{v}](predictions.md#{row_anchor(r['study'], idx)}) | "
-                     f"{(why or '—').replace('|', chr(92) + '|')} |")
+                     f"{subscripts((why or '—').replace('|', chr(92) + '|'))} |")
     return "\n".join(lines) + "\n"
 
 

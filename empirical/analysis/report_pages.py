@@ -15,6 +15,7 @@ from pathlib import Path
 import sympy as sp
 
 from empirical.analysis import figures as plots
+from empirical.analysis.markup import subscripts
 from empirical.analysis.report_findings import figure_anchor
 from empirical.analysis.results_schema import activation_order, prediction_files, read_csv, variant_labels
 from theory import init as init_table
@@ -847,7 +848,7 @@ def predictions_md(pred, figdir: Path | None, study_order: list[str]) -> str:
                 c2 = dc["verdict"].value_counts() if "verdict" in dc.columns else {}
                 tally = ", ".join(f"{int(c2.get(k, 0))} {k}" for k in VERDICT_ORDER if c2.get(k, 0))
                 rel = dc["relation"].iloc[0] if "relation" in dc.columns else ""
-                body = f"Relation: {_subscripts(_md_escape(fmt(rel)))}\n\n" + _prediction_table(dc)
+                body = f"Relation: {subscripts(_md_escape(fmt(rel)))}\n\n" + _prediction_table(dc)
                 out.append(f'??? note "{_md_escape(str(claim))} ({tally})"\n\n'
                            + "".join("    " + line + "\n" for line in body.splitlines()))
         png = figdir / f"{_safe(study)}.png" if figdir is not None else None
@@ -887,18 +888,10 @@ def _prediction_table(d) -> str:
                      + _md_escape(str(r.get("activation", ""))),
                      fmt(r.get("setting")), fmt(r.get("predicted")), meas, fmt(r.get("tolerance")),
                      str(int(n)) if math.isfinite(n) and n > 0 else "—", fmt(pa, 3) if math.isfinite(pa) else "—",
-                     _verdict(r.get("verdict")), _subscripts(_md_escape(fmt(r.get("reason", r.get("detail"))))),
-                     _subscripts(_md_escape(fmt(r.get("detail")))) if "reason" in d.columns else ""])
+                     _verdict(r.get("verdict")), subscripts(_md_escape(fmt(r.get("reason", r.get("detail"))))),
+                     subscripts(_md_escape(fmt(r.get("detail")))) if "reason" in d.columns else ""])
     return table(["activation", "setting", "predicted", "measured [95 % CI]", "tolerance", "n", "p (Holm)",
                   "verdict", "reason", "numbers"], rows)
-
-
-_SUBSCRIPT = re.compile(r"(?<![A-Za-z0-9_$\\])([A-Za-zα-ωΑ-Ω])_([A-Za-z0-9]{1,3})(?![A-Za-z0-9_])")
-
-
-def _subscripts(text: str) -> str:
-    """Claim prose such as "q_l" or "σ_w²" as math ($q_{l}$), so no literal underscore reaches the page."""
-    return _SUBSCRIPT.sub(lambda m: f"${m.group(1)}_{{{m.group(2)}}}$", text)
 
 
 def _verdict(v) -> str:

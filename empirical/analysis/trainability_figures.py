@@ -43,18 +43,18 @@ def accuracy_heatmaps(cells: pd.DataFrame, k: Mapping[str, float], critical: Map
             ax.contour(ws, ds, tr.to_numpy(dtype=float), levels=[0.5], colors="white", linewidths=0.8)
         xi = g.groupby("sigma_w2")["xi_c"].first().reindex(ws).to_numpy(float)
         fine = np.isfinite(xi)
-        ax.plot(ws[fine], xi[fine], "w--", lw=1.2, label="ξ_c")
+        ax.plot(ws[fine], xi[fine], "w--", lw=1.2, label=r"$\xi_c$")
         kk = k.get(act, math.nan)
         if np.isfinite(kk):
-            ax.plot(ws[fine], kk * xi[fine], "-", color="#ff4f4f", lw=1.6, label=f"{kk:.2g}·ξ_c")
+            ax.plot(ws[fine], kk * xi[fine], "-", color="#ff4f4f", lw=1.6, label=f"{kk:.2g}" + r"$\cdot\xi_c$")
         crit, kind = critical.get(act, (math.nan, "none"))
         if np.isfinite(crit):
-            ax.axvline(crit, color="white", ls=":", lw=1.4, label=f"critical σ_w² = {crit:.3g}"
+            ax.axvline(crit, color="white", ls=":", lw=1.4, label=r"critical $\sigma_w^2$" + f" = {crit:.3g}"
                        + (" (q*→∞)" if kind == "q-infinity-limit" else ""))
         ax.set_ylim(_edges(ds)[0], _edges(ds)[-1])
         ax.set_xlim(_edges(ws)[0], _edges(ws)[-1])
         ax.set_title(act, color=color_for(act))
-        ax.set_xlabel("σ_w²")
+        ax.set_xlabel(r"$\sigma_w^2$")
         ax.set_ylabel("depth L (hidden layers)")
         ax.legend(loc="upper right", fontsize=7, framealpha=0.5)
     for j in range(len(acts), nrows * ncols):
@@ -85,14 +85,14 @@ def correlation_profiles(summary: pd.DataFrame, out: str | Path, *, sigma_w2s: M
                 if len(h) == 0:
                     continue
                 ax.plot(h["layer"], h[f"{quantity}_pred"], "-", color=colour, lw=1.2,
-                        label=f"σ_w² = {w:g}" if c0 == c0s[0] else None)
+                        label=r"$\sigma_w^2$" + f" = {w:g}" if c0 == c0s[0] else None)
                 ax.errorbar(h["layer"], h[quantity], yerr=2 * h[f"{quantity}_se"].fillna(0), fmt="o", ms=2.2,
                             color=colour, elinewidth=0.6, alpha=0.8)
         if quantity == "q":
             ax.set_yscale("log")
         ax.set_title(act, color=color_for(act))
         ax.set_xlabel("layer l")
-        ax.set_ylabel("c_l" if quantity == "c" else "q_l")
+        ax.set_ylabel(r"$c_l$" if quantity == "c" else r"$q_l$")
         ax.legend(fontsize=7)
     for j in range(len(acts), nrows * ncols):
         axes[j // ncols][j % ncols].set_visible(False)

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from empirical.analysis.markup import subscripts
 from empirical.analysis.trainability_figures import dataset_name
 
 CLAIMS = ("trainable_region", "trainable_region_finite_xi", "trainable_depth_k", "deepest_trainable_sigma_w2", "k_universal",
@@ -139,7 +140,7 @@ def section(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
             c = cc.groupby(["claim", "activation"])["verdict"].value_counts().unstack(fill_value=0)
             out.append(_table(["claim", "activation", *c.columns],
                               [[i[0], i[1], *map(str, r)] for i, r in c.iterrows()]))
-    return "\n".join(out)
+    return "\n".join(x if x.startswith("![") else subscripts(x) for x in out)
 
 
 def overview(found) -> str:
@@ -149,8 +150,8 @@ def overview(found) -> str:
     if not studies:
         return ("No trainability study in this results folder: `python -m empirical.run --preset trainability` "
                 "then `python -m empirical.predict results/` make one.\n")
-    return "".join(f"- [{Path(s).name}](experiments/{Path(s).name}.md): accuracy over (σ_w², depth) on "
-                   f"{_dataset_of(Path(s))} against k·ξ_c, with its verdicts.\n" for s in studies)
+    return "".join(f"- [{Path(s).name}](experiments/{Path(s).name}.md): accuracy over ($\\sigma_w^2$, depth) on "
+                   f"{_dataset_of(Path(s))} against $k\\,\\xi_c$, with its verdicts.\n" for s in studies)
 
 
 def _dataset_of(folder: Path) -> str:

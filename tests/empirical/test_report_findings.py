@@ -71,3 +71,27 @@ def test_trainability_finding_reads_k_and_the_finite_cells_from_their_own_rows(t
     pred.loc[5, "verdict"] = "failed"
     assert rf.finding_trainability(pred, tmp_path, {"tr": tmp_path / "fig"}).title.endswith("against the correlation "
                                                                                              "depth scale $\\xi_c$.")
+
+
+def test_trainability_and_sharpness_prose_has_no_literal_subscripts(tmp_path):
+    """The shipped trainability study's section and the claims tables of the convergence page, built from the
+    shipped predictions: every "ξ_c", "σ_w²", "λ_max" is math, none is left as text with its underscore."""
+    import re
+    from pathlib import Path
+
+    from empirical.analysis import trainability_report
+    from empirical.analysis.results_schema import read_csv
+
+    root = Path(__file__).resolve().parents[2] / "results"
+    pred = read_csv(root / "predictions.csv")
+    if pred is None or not (root / "trainability" / "runs.csv").is_file():
+        pytest.skip("the shipped results are not in this checkout")
+    (tmp_path / "trainability_heatmaps.png").write_bytes(b"png")
+    text = trainability_report.section(root / "trainability", tmp_path, "figures/trainability", pred)
+    text += trainability_report.overview([root / "trainability"])
+    text += rf._claims_table(pred[pred["claim"].astype(str).str.startswith("sharpening reaches")])
+    assert "ξ" in text and "trainable_region_finite_xi" in text
+    prose = "\n".join(line for line in text.splitlines() if not line.startswith("!["))
+    prose = re.sub(r"\$[^$]*\$", "", prose)
+    bad = re.findall(r"(?<![A-Za-z0-9_])[A-Za-zα-ωΑ-Ω]_(?:[A-Za-z0-9]{1,3}|\{)(?![A-Za-z0-9_])", prose)
+    assert not bad, bad[:10]
