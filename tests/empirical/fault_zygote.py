@@ -25,6 +25,9 @@ def _child(req: dict) -> None:
     from empirical import results, run
 
     torch.set_num_threads(1)
+    # Ctrl-C as in a terminal, even when the test runner was started in the background (a non-interactive
+    # shell starts background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     fault = req.get("fault") or {}
     at = fault.get("at") if fault.get("after_s") is None else None
     sig = {"KILL": signal.SIGKILL, "INT": signal.SIGINT}[fault.get("signal", "KILL")]
