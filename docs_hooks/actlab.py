@@ -251,6 +251,12 @@ def on_files(files, config, **_):
                 _save_plan(key, plan, snippets, dirs)
         if complete:
             _MEMO["plan"] = (stamp, plan, snippets, dirs)
+        elif _SERVE.get("on"):
+            # pages and figures still being drawn: links to them cannot resolve yet, which is no warning
+            import logging
+
+            config.validation.links.not_found = min(config.validation.links.not_found, logging.INFO)
+            config.validation.links.anchors = min(config.validation.links.anchors, logging.INFO)
     for uri, content, src in plan:
         files.append(File.generated(config, uri, content=content) if src is None
                      else File.generated(config, uri, abs_src_path=src))

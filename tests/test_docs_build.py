@@ -333,7 +333,8 @@ files = cfg.plugins.on_files(get_files(cfg), config=cfg)
 hook = next(p for name, p in cfg.plugins.items() if "actlab" in name)
 study = next(f for f in files if f.src_uri == "experiments/tiny.md")
 print(json.dumps({"predictions": hook._STATE["snippets"]["predictions"], "study": study.content_string,
-                  "findings": hook._STATE["snippets"].get("findings", "")}))
+                  "findings": hook._STATE["snippets"].get("findings", ""),
+                  "levels": [cfg.validation.links.not_found, cfg.validation.links.anchors]}))
 """
 
 
@@ -354,6 +355,7 @@ def test_first_serve_on_a_fresh_cache_defers_the_slow_pages(tmp_path, real_resul
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     deferred = command == "serve"
     assert (PENDING_NOTE in got["predictions"]) == deferred
+    assert got["levels"] == ([20, 20] if deferred else [30, 30])     # links into deferred pages: info, not warnings
     assert (PENDING_NOTE in got["study"]) == deferred
     if not deferred:
         assert "| held" in got["predictions"] or "held" in got["predictions"]
