@@ -231,26 +231,16 @@ def on_files(files, config, **_):
     _ensure_path()
     from mkdocs.structure.files import File
 
-    stamp = _inputs_stamp()
-    memo = _MEMO.get("plan")
-    if memo is not None and memo[0] == stamp and all(Path(d).is_dir() for d in memo[3]):
-        plan, snippets = memo[1], memo[2]
-        PLANS["memo"] += 1
+    key = _plan_key()
+    got = _load_plan(key)
+    if got is not None:
+        plan, snippets = got
+        PLANS["disk"] += 1
     else:
-        _MEMO.pop("plan", None)
-        key = _plan_key()
-        got = _load_plan(key)
-        if got is not None:
-            plan, snippets, dirs = got
-            complete = True
-            PLANS["disk"] += 1
-        else:
-            plan, snippets, complete, dirs = _plan()
-            PLANS["computed"] += 1
-            if complete:
-                _save_plan(key, plan, snippets, dirs)
+        plan, snippets, complete, dirs = _plan()
+        PLANS["computed"] += 1
         if complete:
-            _MEMO["plan"] = (stamp, plan, snippets, dirs)
+            _save_plan(key, plan, snippets, dirs)
         elif _SERVE.get("on"):
             # pages and figures still being drawn: links to them cannot resolve yet, which is no warning
             import logging
@@ -264,22 +254,7 @@ def on_files(files, config, **_):
     return files
 
 
-_MEMO: dict[str, Any] = {}
-PLANS = {"computed": 0, "disk": 0, "memo": 0}    # where each build's generated pages came from
-
-
-def _inputs_stamp() -> str:
-    """Names, sizes and modification times of every input of the generated pages: a cheap memo key.
-
-    It guards the in-process memo of ``on_files`` only; the figure cache on disk stays keyed on contents.
-    """
-    root = results_root()
-    paths = list(code_files()) + (sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [])
-    rows = [str(root), str(cache_root()), _versions()]
-    for p in paths:
-        st = p.stat()
-        rows.append(f"{p}\t{st.st_size}\t{st.st_mtime_ns}")
-    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+PLANS = {"computed": 0, "disk": 0}    # where each build's generated pages came from
 
 
 def _plan_key() -> str:
@@ -294,7 +269,7 @@ def _plan_key() -> str:
     return hashlib.sha256(f"{cache_key(sorted(set(files)))}|{root}|{cache_root()}".encode()).hexdigest()[:16]
 
 
-def _load_plan(key: str) -> tuple[list, dict, list] | None:
+def _load_plan(key: str) -> tuple[list, dict] | None:
     """The generated pages cached by ``_save_plan``, if every figure folder they use still exists."""
     import json
 
@@ -306,7 +281,7 @@ def _load_plan(key: str) -> tuple[list, dict, list] | None:
     if not all(Path(d).is_dir() for d in got["dirs"]):
         return None
     log.debug("actlab: generated pages from cache %s", path.parent)
-    return [tuple(x) for x in got["plan"]], got["snippets"], got["dirs"]
+    return [tuple(x) for x in got["plan"]], got["snippets"]
 
 
 def _save_plan(key: str, plan: list, snippets: dict, dirs: list) -> None:
