@@ -63,22 +63,20 @@ def memoise_render(page) -> None:
     def render(config, files) -> None:
         key = _digest(signature, page.file.src_uri, page.url, page.markdown or "")
         hit = _RENDERED.get(key)
+        links = None
+        if hit is not None and hit["links_to_anchors"] is not None:
+            links = {files.get_file_from_path(uri): dict(v) for uri, v in hit["links_to_anchors"].items()}
+            if None in links:                 # a linked file is gone: render again
+                hit = None
         if hit is not None:
-            links = hit["links_to_anchors"]
+            page.content = hit["content"]
+            page.toc = copy.deepcopy(hit["toc"])
+            page._title_from_render = hit["title"]
+            page.present_anchor_ids = set(hit["anchors"])
             if links is not None:
-                mapped = {files.get_file_from_path(uri): dict(v) for uri, v in links.items()}
-                links = None if None in mapped else mapped
-                if links is None:
-                    hit = None
-            if hit is not None:
-                page.content = hit["content"]
-                page.toc = copy.deepcopy(hit["toc"])
-                page._title_from_render = hit["title"]
-                page.present_anchor_ids = set(hit["anchors"])
-                if links is not None:
-                    page.links_to_anchors = links
-                STATS["reused"] += 1
-                return
+                page.links_to_anchors = links
+            STATS["reused"] += 1
+            return
         watcher = _Records()
         logger = logging.getLogger("mkdocs")
         logger.addHandler(watcher)
