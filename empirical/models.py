@@ -274,17 +274,14 @@ def init_params(arch: Arch, inits: Sequence[tuple], dtype=torch.float32,
 class Captured:
     """Pre-activations z_l and post-activations h_l of the hidden layers, as the forward graph holds them.
 
-    ``z_raw``/``h_raw`` are the tensors gradients are taken with respect to: the MLP's z/h [R, B, n] themselves;
-    for TinyVGG one tuple of per-block tensors per layer. ``run_major`` gives a layer's values, or the gradients
-    with respect to them, as one run-major tensor [R, B, ...] (for TinyVGG a copy, made when asked for).
+    ``z_raw``/``h_raw``: per layer, the tuple of tensors gradients are taken with respect to (the MLP's z/h
+    [R, B, n] alone; TinyVGG's per-block tensors). ``join`` turns such a tuple, or the tuple of gradients with
+    respect to it, into one run-major tensor [R, B, ...] (for TinyVGG a copy, made when asked for).
     """
 
-    z_raw: list
-    h_raw: list
-    join: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None
-
-    def run_major(self, t) -> torch.Tensor:
-        return t if isinstance(t, torch.Tensor) else self.join(t)
+    z_raw: list[tuple[torch.Tensor, ...]]
+    h_raw: list[tuple[torch.Tensor, ...]]
+    join: Callable[[Sequence[torch.Tensor]], torch.Tensor]
 
 
 CONV_STRATEGIES = ("auto", "loop", "grouped")
@@ -339,7 +336,8 @@ class StackedModel:
 
     def forward(self, params: Sequence[torch.Tensor], x: torch.Tensor, capture: bool = False):
         """Logits [R, B, C] for input x: [B, ...] shared by all runs or [R, B, ...] per run."""
-        cap = Captured([], [], join=self.join_blocks) if capture else None
+        cap = (Captured([], [], join=operator.itemgetter(0) if self.arch.model == "mlp" else self.join_blocks)
+               if capture else None)
         if self.arch.model == "mlp":
             if x.dim() == len(self.arch.input_shape) + 1:
                 h = x.reshape(1, x.shape[0], -1).expand(self.R, -1, -1)
@@ -353,7 +351,7 @@ class StackedModel:
                     return z, cap
                 h = self._act(z, 0)
                 if cap is not None:
-                    cap.z_raw.append(z), cap.h_raw.append(h)
+                    cap.z_raw.append((z,)), cap.h_raw.append((h,))
         return self._forward_vgg(params, x, cap)
 
     def _forward_vgg(self, params, x, cap):

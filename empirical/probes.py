@@ -43,18 +43,16 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
         loss = model.per_run_loss(logits, y).sum()
         n_hidden = len(cap.z_raw)
         raws = [*cap.z_raw, *cap.h_raw]
-        flat = [t for r in raws for t in ((r,) if isinstance(r, torch.Tensor) else r)]
-        grads = torch.autograd.grad(loss, [*params, *flat, logits])
+        grads = torch.autograd.grad(loss, [*params, *(t for r in raws for t in r), logits])
     n_p = len(params)
     g_params = grads[:n_p]
     g_raw, k = [], n_p
-    for r in raws:                  # per layer: its gradient (MLP) or its blocks' gradients (TinyVGG)
-        n = 1 if isinstance(r, torch.Tensor) else len(r)
-        g_raw.append(grads[k] if isinstance(r, torch.Tensor) else grads[k:k + n])
-        k += n
+    for r in raws:                  # per layer: the gradients with respect to its tensors
+        g_raw.append(grads[k:k + len(r)])
+        k += len(r)
     g_z, g_h = g_raw[:n_hidden], g_raw[n_hidden:]
     g_logits = grads[-1]
-    del grads, flat, raws
+    del grads, raws
     R = model.R
     with torch.no_grad():
         shared = x.dim() == len(model.arch.input_shape) + 1
@@ -74,9 +72,9 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
                 z = logits
                 out["preact_q"][layer], out["preact_var"][layer] = _moments(z)
                 continue
-            z, h = cap.run_major(cap.z_raw[i]).detach(), cap.run_major(cap.h_raw[i]).detach()
-            out["grad_norm_z"][layer] = _per_run(cap.run_major(g_z[i])).norm(dim=1)
-            out["grad_norm_h"][layer] = _per_run(cap.run_major(g_h[i])).norm(dim=1)
+            z, h = cap.join(cap.z_raw[i]).detach(), cap.join(cap.h_raw[i]).detach()
+            out["grad_norm_z"][layer] = _per_run(cap.join(g_z[i])).norm(dim=1)
+            out["grad_norm_h"][layer] = _per_run(cap.join(g_h[i])).norm(dim=1)
             out["preact_q"][layer], out["preact_var"][layer] = _moments(z)
             if h.dim() == 3:
                 dead = (h == 0).all(dim=1)
