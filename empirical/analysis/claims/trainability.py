@@ -292,7 +292,6 @@ def trainability_claims(study: str, runs: pd.DataFrame, num_classes: int = 10, s
         fit = fit_k(d, xi, tr)
         boots = bootstrap_k(d, xi, seed_matrix(runs[runs["activation"] == act], g, num_classes), n_boot)
         lo, hi = k_interval(boots)
-        agree_b = np.array([_agreement(d, xi, tr, k) for k in boots[np.isfinite(boots[:, 0]), 0]])
         null = constant_depth_agreement(d, tr)
         seeds = int(g["seeds"].max())
         finite = np.isfinite(xi)
@@ -306,7 +305,7 @@ def trainability_claims(study: str, runs: pd.DataFrame, num_classes: int = 10, s
         if verdict == FAILED and (~finite).any():
             why += ("; ξ_c = ∞ where q* → ∞ (σ_w² ≥ the q-infinity limit): theory calls those nets trainable at "
                     "any depth, but their gradients grow by χ₁ > 1 per layer")
-        alo, ahi = (np.percentile(agree_b, [2.5, 97.5]) if len(agree_b) else (math.nan, math.nan))
+        alo, ahi = _agreement_interval(d, xi, tr, boots)
         out.append(_make(st, "prediction", "trainable_region", act, base, rel, predicted=1.0, measured=fit.agreement,
                         lo=alo, hi=ahi, tolerance=1.0 - AGREEMENT_MIN, n=seeds, verdict=verdict, reason=why,
                         detail=f"{len(g)} cells, {int(tr.sum())} trained ({seeds} seeds, trained: test accuracy ≥ "
@@ -339,6 +338,12 @@ def trainability_claims(study: str, runs: pd.DataFrame, num_classes: int = 10, s
     return out
 
 
+def _agreement_interval(d, xi, tr, boots: np.ndarray) -> tuple[float, float]:
+    """95 % interval of the agreement of (L/ξ_c ≤ k) with ``tr`` over the bootstrap resamples' k."""
+    agree = [_agreement(d, xi, tr, k) for k in boots[np.isfinite(boots[:, 0]), 0]]
+    return tuple(np.percentile(agree, [2.5, 97.5])) if agree else (math.nan, math.nan)
+
+
 def _region_verdict(m: float, null: float, fit: KFit) -> tuple[str, str]:
     """held iff the agreement m ≥ AGREEMENT_MIN and beats the σ_w²-blind rule; inconclusive when k is censored."""
     if fit.censored:
@@ -364,8 +369,7 @@ def _finite_region_claim(st, act, base, d, xi, tr, fit: KFit, boots: np.ndarray,
     fd, fx, ft = d[finite], xi[finite], tr[finite]
     m = _agreement(fd, fx, ft, fit.k)
     null = constant_depth_agreement(fd, ft)
-    agree_b = np.array([_agreement(fd, fx, ft, k) for k in boots[np.isfinite(boots[:, 0]), 0]])
-    lo, hi = np.percentile(agree_b, [2.5, 97.5]) if len(agree_b) else (math.nan, math.nan)
+    lo, hi = _agreement_interval(fd, fx, ft, boots)
     verdict, why = _region_verdict(m, null, fit)
     return _make(st, "prediction", "trainable_region_finite_xi", act, base, rel, predicted=1.0, measured=m, lo=lo, hi=hi,
                  tolerance=1.0 - AGREEMENT_MIN, n=seeds, verdict=verdict, reason=why,
