@@ -25,6 +25,9 @@ Runs: 5 activations (relu, sigmoid, tanh, gelu, silu) x 3 seeds = R = 15. Throug
      dropped.
 (b+) the engine with the default probes (every ``RunConfig.probe_every`` steps, ``probe_size`` images):
      one step + one probe / probe_every, the probe timed on its own (best of the trials) on the one program.
+(b) compiled: the engine as the CLI runs it with the step's forward and loss under ``torch.compile`` (inductor),
+     reported as its ratio to the eager engine; the first epoch, which compiles, is reported apart
+     (``--no-compile`` skips this row; ``--quick`` skips it unless ``--compile`` is given).
 (c)  the family's ceiling: only the step's matmuls / convolutions at the engine's shapes, batched over the
      runs (MLP: baddbmm/bmm forward, weight and input gradients; TinyVGG: conv2d forward and
      convolution_backward for the weight and input gradients, per run and grouped by activation, the faster
@@ -36,7 +39,8 @@ resident memory (ru_maxrss) is its own; the data (``--steps`` x 128 images) is m
 on a shared machine (with more threads OpenMP's spin-waiting inflates it).
 
     python benchmarks/throughput.py [--quick] [--family mlp,deep,vgg28,vgg32] [--steps S] [--repeats K]
-                                    [--threads T] [--clock wall|cpu] [--device cpu|cuda] [--json out.json]
+                                    [--threads T] [--clock wall|cpu] [--device cpu|cuda] [--[no-]compile]
+                                    [--json out.json]
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ import resource
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -83,6 +88,7 @@ ROW_NAMES = {"a": "(a)  seeds: PIL/ToTensor/Normalize DataLoader, 1 model at a t
              "b_seed": "(b)  engine, one program per seed (as Ray tasks group them)",
              "b_one": "(b)  other runs: one seed x inits default/he/xavier, 1 program",
              "b_probes": "(b+) engine, one program, default probes",
+             "b_compiled": "(b)  engine as the CLI runs it, step under torch.compile",
              "c": "(c)  ceiling: the step's matmuls/convolutions only"}
 TARGETS = {"a1": 2.0, "v": 1.2, "c_mlp": 0.65, "c_tinyvgg": 0.50, "probes": 0.10, "cli": 0.05}
 
@@ -320,15 +326,19 @@ def engine_groups(setup: Setup, layout: str, probe_every: int) -> list[list[RunC
              for i in INITS_ONE_PROGRAM[:setup.n_seeds] for a in setup.acts]]
 
 
-def engine(setup: Setup, data, layout: str) -> dict:
-    """Per group, the best epoch between progress callbacks (the first dropped), summed over groups."""
+def engine(setup: Setup, data, layout: str, compile_step: bool = False) -> dict:
+    """Per group, the best epoch between progress callbacks (the first dropped), summed over groups.
+
+    ``compile_step``: the step's forward and loss under ``torch.compile``; the first epoch, which compiles,
+    is reported apart (``first_epoch_s``, summed over groups)."""
     device, clock = torch.device(setup.device), _clock(setup)
     never = setup.steps * (setup.repeats + 1) + 1
     small = SimpleNamespace(**{**vars(data), "x_train": data.x_train[:2 * setup.batch],
                                "y_train": data.y_train[:2 * setup.batch]})
     warm = engine_groups(setup, "one", never)[0]
-    train_group([dataclasses.replace(r, epochs=1) for r in warm], small, device, time_activations=False)
-    total, groups = 0.0, engine_groups(setup, layout, never)
+    train_group([dataclasses.replace(r, epochs=1) for r in warm], small, device, time_activations=False,
+                compile_step=compile_step)
+    total, first, groups = 0.0, 0.0, engine_groups(setup, layout, never)
     for runs in groups:
         stamps: list[float] = []
 
@@ -336,9 +346,11 @@ def engine(setup: Setup, data, layout: str) -> dict:
             sync(device)
             stamps.append(clock())
 
-        train_group(runs, data, device, progress=tick, time_activations=False)
+        start = clock()
+        train_group(runs, data, device, progress=tick, time_activations=False, compile_step=compile_step)
         total += min(b - a for a, b in zip(stamps, stamps[1:]))
-    out = {"seconds_per_step": total / setup.steps, "groups": [len(g) for g in groups]}
+        first += stamps[0] - start
+    out = {"seconds_per_step": total / setup.steps, "groups": [len(g) for g in groups], "first_epoch_s": first}
     if layout == "one":
         out["probe_seconds"] = probe_time(setup, data, groups[0])
     return out
@@ -438,6 +450,11 @@ def measure(setup: Setup, row: str) -> dict:
         out = vmap_ensemble(setup, data)
     elif row in ("b_cli", "b_seed", "b_one"):
         out = engine(setup, data, row[2:])
+    elif row == "b_compiled":
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = engine(setup, data, "cli", compile_step=True)
+        out["fell_back"] = [str(w.message) for w in caught if "torch.compile failed" in str(w.message)]
     else:
         out = ceiling(setup)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -476,6 +493,8 @@ def summarise(setup: Setup, res: dict) -> dict:
          "cli_vs_one": sps["b_cli"] / sps["b_one"] - 1, "cli_over_a1": sps["b_cli"] / sps["a1"],
          "over_a1_ftz": sps["b_cli"] / sps["a1_ftz"], "over_v_ftz": sps["b_cli"] / sps["v_ftz"],
          "one_over_a1": sps["b_one"] / sps["a1"]}
+    if "b_compiled" in sps:
+        q["compiled_over_eager"] = sps["b_compiled"] / sps["b_cli"]
     met = {"over_a1": q["over_a1"] >= TARGETS["a1"], "over_v": q["over_v"] >= TARGETS["v"],
            "of_c": q["of_c"] >= c_target, "probe_overhead": q["probe_overhead"] <= TARGETS["probes"],
            "cli_vs_one": list(cli.get("groups", [])) == [setup.runs]}
@@ -487,10 +506,12 @@ def report(setup: Setup, res: dict, s: dict) -> None:
     print(f"\n== {setup.family}: {fam.label}; R = {setup.runs} runs, batch {setup.batch}, {setup.steps} steps per trial, "
           f"best of {setup.repeats}")
     print(f"{'':66s} {'model-samples/s':>15s} {'peak RSS':>9s}  notes")
-    for row in (*ROWS[:8], "b_probes", "c"):
+    for row in (*ROWS[:8], "b_probes", "c", "b_compiled"):
+        if row not in s["samples_per_s"]:
+            continue
         r = res.get(row, res["b_one"])
         note = ""
-        if row.startswith("b_") and row != "b_probes":
+        if row.startswith("b_") and row not in ("b_probes", "b_compiled"):
             note = f"groups of {r['groups']}"
         elif row == "b_probes":
             note = f"probe {r['probe_seconds'] * 1e3:.1f} ms every {RunConfig().probe_every} steps"
@@ -510,6 +531,11 @@ def report(setup: Setup, res: dict, s: dict) -> None:
           f"{q['probe_overhead']:6.1%} [<= {TARGETS['probes']:.0%}: {ok('probe_overhead')}]   CLI trains one program: "
           f"{ok('cli_vs_one')}  (engine = the CLI's row, the same runs as (a') and (v); the one-seed, three-init "
           f"program of other runs: {q['one_over_a1']:.2f}x (a'))")
+    if "compiled_over_eager" in q:
+        r = res["b_compiled"]
+        print(f"torch.compile of the step: {q['compiled_over_eager']:.2f}x the eager engine; first epoch (compiling) "
+              f"{r['first_epoch_s']:.1f} s against {res['b_cli']['first_epoch_s']:.1f} s eager"
+              + (f"; FELL BACK to eager: {r['fell_back'][0]}" if r["fell_back"] else ""))
 
 
 def main(argv=None) -> dict:
@@ -524,6 +550,9 @@ def main(argv=None) -> dict:
     p.add_argument("--no-isolate", action="store_true", help="all rows in this process (peak RSS then cumulative)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 2 activations x 2 seeds, batch 8, 2 steps, 1 trial, 1 thread, in this process")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time the engine with its step under torch.compile (a row of its own; compiling takes "
+                        "about a minute per family on 2 cores) (default: on, off with --quick)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -544,6 +573,8 @@ def main(argv=None) -> dict:
     quick = dict(batch=8, n_acts=2, n_seeds=2) if a.quick else {}
     if a.quick and a.threads is None:
         a.threads = 1
+    if a.compile is None:
+        a.compile = not a.quick
     isolate = not (a.no_isolate or a.quick)
     load0 = os.getloadavg()
     print(f"device {a.device} ({platform.machine()}, {os.cpu_count()} CPUs), torch {torch.__version__}, "
@@ -558,7 +589,8 @@ def main(argv=None) -> dict:
         steps = 2 if a.quick else (a.steps or FAMILIES[fam].steps)
         setup = Setup(fam, steps, 1 if a.quick else a.repeats, device=a.device, threads=a.threads, clock=a.clock,
                       **quick)
-        res = {row: run_row(setup, row, isolate) for row in ROWS}
+        rows = ROWS + (("b_compiled",) if a.compile else ())
+        res = {row: run_row(setup, row, isolate) for row in rows}
         s = summarise(setup, res)
         report(setup, res, s)
         out["families"][fam] = {"setup": dataclasses.asdict(setup), "rows": res, **s}

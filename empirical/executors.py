@@ -33,7 +33,7 @@ def run_local(cfg: StudyConfig, tasks: Sequence[Task], commit: Callable, progres
             seeds = ", ".join(str(sd) for sd in dict.fromkeys(r.seed for r in task.runs))
             bar.set_postfix_str(f"seeds {seeds}, {len(task.runs)} runs batched")
             commit(run_task(task, spec, cfg.device, cfg.time_activations, progress=bar.update,
-                            layer_quantiles=cfg.layer_quantiles))
+                            layer_quantiles=cfg.layer_quantiles, compile_step=cfg.compile))
 
 
 def _run_pool(cfg, tasks, commit, progress, workers):
@@ -45,7 +45,7 @@ def _run_pool(cfg, tasks, commit, progress, workers):
                              initargs=(max(1, _cpus() // workers),)) as pool, \
             _bar(len(tasks), "task", progress) as bar:
         futures = [pool.submit(run_task, t, data_spec(cfg, t.runs[0]), cfg.device, cfg.time_activations,
-                               layer_quantiles=cfg.layer_quantiles)
+                               layer_quantiles=cfg.layer_quantiles, compile_step=cfg.compile)
                    for t in tasks]
         for fut in as_completed(futures):
             commit(fut.result())

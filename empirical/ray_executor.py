@@ -161,12 +161,13 @@ def _feasible(ray, cpus: float, gpus: float) -> bool:
     return False
 
 
-def _work(task: Task, spec, device: str, time_activations: bool, threads: int, layer_quantiles: bool = True):
+def _work(task: Task, spec, device: str, time_activations: bool, threads: int, layer_quantiles: bool = True,
+          compile_step: bool = False):
     """Body of one Ray task: train the group, return its records (plain, picklable dataclasses)."""
     import torch
 
     torch.set_num_threads(threads)
-    return run_task(task, spec, device, time_activations, layer_quantiles=layer_quantiles)
+    return run_task(task, spec, device, time_activations, layer_quantiles=layer_quantiles, compile_step=compile_step)
 
 
 def _reraise(exc) -> None:
@@ -199,7 +200,7 @@ def run_ray(cfg: StudyConfig, tasks: Sequence[Task], commit: Callable, progress:
         # a task given a GPU must use it: 'auto' would fall back to the CPU silently
         device = "cuda" if gpus_per_task > 0 and cfg.device == "auto" else cfg.device
         pending = {remote.remote(t, data_spec(cfg, t.runs[0]), device, cfg.time_activations, threads,
-                                 cfg.layer_quantiles): t
+                                 cfg.layer_quantiles, cfg.compile): t
                    for t in tasks}
         total_runs = sum(len(t.runs) for t in tasks)
         from tqdm.auto import tqdm

@@ -71,11 +71,13 @@ def load_data(spec):
 
 
 def run_task(task: Task, spec, device: str, time_activations: bool = True,
-             progress: Callable[[int], None] | None = None, layer_quantiles: bool = True) -> list[RunRecords]:
+             progress: Callable[[int], None] | None = None, layer_quantiles: bool = True,
+             compile_step: bool = False) -> list[RunRecords]:
     """Train the task's runs together on ``spec``'s data; one ``RunRecords`` per run."""
     data = load_data(spec)
     records = train_group(task.runs, data, resolve_device(device), progress=progress,
-                          time_activations=time_activations, layer_quantiles=layer_quantiles)
+                          time_activations=time_activations, layer_quantiles=layer_quantiles,
+                          compile_step=compile_step)
     if time_activations:
         from empirical.timing import attach_solo_times
 

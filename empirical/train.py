@@ -9,8 +9,10 @@ NaN or Inf is marked diverged at that step; the others go on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -88,13 +90,19 @@ def make_optimizer(params: Sequence[torch.Tensor], cfg: RunConfig) -> torch.opti
 
 def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "cpu",
                 progress: Callable[[int], None] | None = None, time_activations: bool = True,
-                native: bool = True, conv: str = "auto", layer_quantiles: bool = True) -> list[RunRecords]:
+                native: bool = True, conv: str = "auto", layer_quantiles: bool = True,
+                compile_step: bool | str | Callable = False) -> list[RunRecords]:
     """Train ``runs`` (one group) together on ``data`` (an ``empirical.data.Dataset``).
 
     ``layer_quantiles``: the first and the last probe also record the per-layer quantiles of h_l and
     |∂L/∂W_l| (``probes.DIST_METRICS``).
 
     ``conv`` picks TinyVGG's convolution strategy (``empirical.models.conv_strategy``); results do not depend on it.
+
+    ``compile_step``: the training step's forward pass and loss under ``torch.compile`` (``CompiledLoss``; True
+    for the inductor backend, or a backend's name or function); off by
+    default, because on the CPUs measured it was no faster (``benchmarks/README.md``), and fused kernels may
+    round differently from the eager ops, so results are equal to within float rounding, not bit-identical.
     """
     device = torch.device(device)
     first = runs[0]
@@ -123,6 +131,16 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
     probe_idx = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))[:first.probe_size]
                              for seed in seeds]).to(device)
     x_probe, y_probe = _rows(x_train, y_train, probe_idx, run_seed)
+    eager = functools.partial(_loss_of, model)
+    compiled = (CompiledLoss(model, "inductor" if compile_step is True else compile_step) if compile_step
+                else None)
+
+    def train_step(loss_of, xb, yb):
+        opt.zero_grad(set_to_none=True)
+        logits, loss_r = loss_of(params, xb, yb)
+        loss_r.sum().backward()
+        opt.step()
+        return logits, loss_r
     steps_per_epoch = math.ceil(n / first.batch_size)
     total_steps = steps_per_epoch * first.epochs
 
@@ -155,11 +173,8 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
         for s in range(steps_per_epoch):
             xb, yb = _rows(x_train, y_train, perms[:, s * first.batch_size:(s + 1) * first.batch_size], run_seed)
             with subnormals_flushed(device):
-                logits, _ = model.forward(params, xb)
-                loss_r = model.per_run_loss(logits, yb)
-                opt.zero_grad(set_to_none=True)
-                loss_r.sum().backward()
-                opt.step()
+                logits, loss_r = (compiled.step(lambda f: train_step(f, xb, yb)) if compiled
+                                  else train_step(eager, xb, yb))
             with torch.no_grad():
                 losses[s] = loss_r.detach()
                 correct += (logits.argmax(-1) == yb).sum(-1)
@@ -215,6 +230,43 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
         _finish(rec, r, diverged_at[r], layer_rows, group_train_time, act_times.get(rec.config.activation),
                 R, arch, step)
     return records
+
+
+def _loss_of(model: StackedModel, params, x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits [R, B, C] and each run's mean cross-entropy [R]."""
+    logits, _ = model.forward(params, x)
+    return logits, model.per_run_loss(logits, y)
+
+
+class CompiledLoss:
+    """``_loss_of`` under ``torch.compile``, falling back to the eager function for good, with one warning,
+    if compiling or running the compiled forward or backward raises (no C++ compiler, an unsupported op).
+
+    ``step(body)`` runs ``body(loss_fn)`` (forward, backward, optimiser step) with the compiled function, and
+    on a failure runs it again with the eager one: the failure came before ``opt.step()``, so no parameter
+    has moved, and ``body`` starts by clearing the gradients.
+    """
+
+    def __init__(self, model: StackedModel, backend: str | Callable = "inductor"):
+        self.eager = functools.partial(_loss_of, model)
+        # one compiled program per group: without the reset, the groups of a study trained in one process
+        # pile up guards on the one code object until dynamo's recompile limit silently turns compiling off
+        torch._dynamo.reset()
+        # static shapes: a new batch size (an epoch's last batch) compiles once more; inductor's dynamic-shape
+        # recompilation failed on TinyVGG here ("cannot determine truth value of Relational")
+        self.fn = torch.compile(self.eager, backend=backend, dynamic=False)
+        self.failed: str | None = None
+
+    def step(self, body: Callable):
+        if self.failed is None:
+            try:
+                return body(self.fn)
+            except Exception as e:  # noqa: BLE001 - any compiler failure means: train eagerly
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                self.failed = f"{type(e).__name__}: {first}"[:300]
+                warnings.warn(f"torch.compile failed ({self.failed}); training eagerly", RuntimeWarning,
+                              stacklevel=2)
+        return body(self.eager)
 
 
 def _flushing() -> bool:

@@ -7,6 +7,8 @@ import math
 import os
 import subprocess
 import sys
+import warnings
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -280,3 +282,85 @@ def test_training_flushes_subnormals_only_inside_the_step(digits):
     cfg = tiny()
     train_group(list(plan(cfg)[1][0].runs), digits)
     assert not train._flushing() and product() != 0.0
+
+
+def _records(recs):
+    return {r.config.run_id: ([s["loss"] for s in r.steps], r.epochs[-1]["test_loss"]) for r in recs}
+
+
+def test_compiled_step_equals_the_eager_step(digits):
+    """torch.compile (inductor) of the forward and loss: the same training to within float rounding."""
+    cfg = tiny(activations=("relu", "tanh"), widths=(8,), epochs=1)
+    runs = plan(cfg)[1][0].runs
+    eager = _records(train_group(runs, digits, time_activations=False))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with_compile = _records(train_group(runs, digits, time_activations=False, compile_step=True))
+    assert not [w for w in caught if "torch.compile failed" in str(w.message)], "compiled nothing: fell back"
+    assert eager.keys() == with_compile.keys()
+    for k, (losses, test_loss) in eager.items():
+        torch.testing.assert_close(torch.tensor(with_compile[k][0]), torch.tensor(losses), rtol=1e-4, atol=1e-6)
+        assert with_compile[k][1] == pytest.approx(test_loss, rel=1e-4)
+
+
+class _Refused(RuntimeError):
+    pass
+
+
+def _refusing_backend(gm, example_inputs):
+    raise _Refused("this backend compiles nothing")
+
+
+class _FailsInBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, t):
+        return t.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        raise _Refused("this backend's backward fails")
+
+
+def _backward_failing_backend(gm, example_inputs):
+    def run(*args):
+        return tuple(_FailsInBackward.apply(o) if isinstance(o, torch.Tensor) and o.requires_grad else o
+                     for o in gm(*args))
+    return run
+
+
+@pytest.mark.parametrize("backend", [_refusing_backend, _backward_failing_backend], ids=["compile", "backward"])
+def test_a_failing_compile_falls_back_to_the_eager_step(digits, backend):
+    """A compiler failure, in the forward or only in the backward, warns once and trains exactly as eager."""
+    cfg = tiny(activations=("relu", "tanh"), widths=(8,), epochs=1)
+    runs = plan(cfg)[1][0].runs
+    eager = _records(train_group(runs, digits, time_activations=False))
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*training eagerly") as caught:
+        fallback = _records(train_group(runs, digits, time_activations=False, compile_step=backend))
+    assert sum("torch.compile failed" in str(w.message) for w in caught) == 1
+    assert fallback == eager
+
+
+def test_compile_flag_reaches_every_executor_and_is_validated(monkeypatch, tmp_path):
+    """--compile sets the study's ``compile``, which run_task hands to train_group; a TOML non-boolean is refused."""
+    from empirical import ray_executor, tasks
+    from empirical.run import build_parser, config_from_args
+
+    assert config_from_args(build_parser().parse_args(["--compile"])).compile is True
+    assert config_from_args(build_parser().parse_args([])).compile is False
+    assert "torch.compile" in build_parser().format_help()
+    seen = []
+    monkeypatch.setattr(tasks, "train_group", lambda runs, data, device, **kw: seen.append(kw["compile_step"]) or [])
+    monkeypatch.setattr(tasks, "load_data", lambda spec: None)
+    cfg = tiny(compile=True)
+    _, (task,) = plan(cfg)
+    from empirical import executors
+
+    monkeypatch.setattr(executors, "load_data", lambda spec: SimpleNamespace(x_train=torch.zeros(64)))
+    monkeypatch.setattr(executors, "run_task", lambda *a, **kw: tasks.run_task(*a, **kw))
+    executors.run_local(cfg, [task], commit=lambda recs: None, progress=False)
+    ray_executor._work(task, None, "cpu", False, 1, True, cfg.compile)
+    assert seen == [True, True]
+    bad = tmp_path / "c.toml"
+    bad.write_text('compile = "yes"\n')
+    with pytest.raises(C.ConfigError, match="compile must be true or false"):
+        C.validate(C.load_toml(str(bad)))
