@@ -306,8 +306,8 @@ def _rows(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, run_seed: torch.T
     """The examples ``idx`` [S, b] of each seed: [b, ...] shared when there is one seed, else [R, b, ...] per run."""
     if len(idx) == 1:
         return x[idx[0]], y[idx[0]]
-    # gather each seed's rows once, then copy whole [b, ...] blocks per run: 5x less scattered reading
-    # than gathering R·b rows (1.2 ms -> see benchmarks/README.md for the MLP's step)
+    # each seed's rows gathered once, then copied per run as whole [b, ...] blocks: for 15 runs of 3 seeds and
+    # 128 MNIST images, 1.0 ms per step instead of 1.3 ms for gathering all R·b rows
     return x[idx].index_select(0, run_seed), y[idx].index_select(0, run_seed)
 
 
