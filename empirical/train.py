@@ -100,9 +100,9 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
     ``conv`` picks TinyVGG's convolution strategy (``empirical.models.conv_strategy``); results do not depend on it.
 
     ``compile_step``: the training step's forward pass and loss under ``torch.compile`` (``CompiledLoss``; True
-    for the inductor backend, or a backend's name or function); off by
-    default, because on the CPUs measured it was no faster (``benchmarks/README.md``), and fused kernels may
-    round differently from the eager ops, so results are equal to within float rounding, not bit-identical.
+    for the inductor backend, or a backend's name or function). Off by default: on the 2-core CPU measured it
+    gained 0-28 % after 5-50 s of compiling (``benchmarks/README.md``), and fused kernels round differently
+    from the eager ops, so its results equal the eager ones to float rounding, not bit for bit.
     """
     device = torch.device(device)
     first = runs[0]
