@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -288,6 +289,8 @@ def _records(recs):
     return {r.config.run_id: ([s["loss"] for s in r.steps], r.epochs[-1]["test_loss"]) for r in recs}
 
 
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")),
+                    reason="inductor compiles C++ on a CPU and no C++ compiler is on PATH")
 def test_compiled_step_equals_the_eager_step(digits):
     """torch.compile (inductor) of the forward and loss: the same training to within float rounding."""
     cfg = tiny(activations=("relu", "tanh"), widths=(8,), epochs=1)
