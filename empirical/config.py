@@ -412,9 +412,6 @@ def validate(cfg: StudyConfig) -> StudyConfig:
                                         or cfg.subset_seed < 0):
         raise ConfigError(f"subset_seed must be a non-negative integer or unset, got {cfg.subset_seed!r}")
     _finite("adam_eps", cfg.adam_eps, lo=0.0)
-    for flag in ("normalize", "compile"):
-        if not isinstance(getattr(cfg, flag), bool):
-            raise ConfigError(f"{flag} must be true or false, got {getattr(cfg, flag)!r}")
     if isinstance(cfg.sharpness_every, bool) or not isinstance(cfg.sharpness_every, int) or cfg.sharpness_every < 0:
         raise ConfigError(f"sharpness_every must be 0 (off) or a positive integer, got {cfg.sharpness_every!r}")
     _positive_int("sharpness_iters", cfg.sharpness_iters)
