@@ -132,7 +132,7 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
                              for seed in seeds]).to(device)
     x_probe, y_probe = _rows(x_train, y_train, probe_idx, run_seed)
     eager = functools.partial(_loss_of, model)
-    compiled = (CompiledLoss(model, "inductor" if compile_step is True else compile_step) if compile_step
+    compiled = (CompiledLoss(eager, "inductor" if compile_step is True else compile_step) if compile_step
                 else None)
 
     def train_step(loss_of, xb, yb):
@@ -239,16 +239,17 @@ def _loss_of(model: StackedModel, params, x, y) -> tuple[torch.Tensor, torch.Ten
 
 
 class CompiledLoss:
-    """``_loss_of`` under ``torch.compile``, falling back to the eager function for good, with one warning,
-    if compiling or running the compiled forward or backward raises (no C++ compiler, an unsupported op).
+    """The eager loss function (``_loss_of`` of a model) under ``torch.compile``, falling back to it for good, with
+    one warning, if compiling or running the compiled forward or backward raises (no C++ compiler, an unsupported
+    op).
 
     ``step(body)`` runs ``body(loss_fn)`` (forward, backward, optimiser step) with the compiled function, and
     on a failure runs it again with the eager one: the failure came before ``opt.step()``, so no parameter
     has moved, and ``body`` starts by clearing the gradients.
     """
 
-    def __init__(self, model: StackedModel, backend: str | Callable = "inductor"):
-        self.eager = functools.partial(_loss_of, model)
+    def __init__(self, eager: Callable, backend: str | Callable = "inductor"):
+        self.eager = eager
         # one compiled program per group: without the reset, the groups of a study trained in one process
         # pile up guards on the one code object until dynamo's recompile limit silently turns compiling off
         torch._dynamo.reset()
