@@ -330,10 +330,6 @@ class StackedModel:
         chunks = z.split([e - s for s, e in self.slices], dim)
         return torch.cat([fn(c) for fn, c in zip(self.act_fns, chunks)], dim)
 
-    def act_runs(self, z: torch.Tensor) -> torch.Tensor:
-        """The activations applied to a run-major tensor [R, ...]."""
-        return self._act(z, 0)
-
     def forward(self, params: Sequence[torch.Tensor], x: torch.Tensor, capture: bool = False):
         """Logits [R, B, C] for input x: [B, ...] shared by all runs or [R, B, ...] per run."""
         cap = (Captured([], [], join=operator.itemgetter(0) if self.arch.model == "mlp" else self.join_blocks)

@@ -86,6 +86,25 @@ def test_probes_survive_any_weights(exps, poison, model):
         assert torch.allclose(v.double()[ok], ref[ok], rtol=1e-4, atol=0), (layer, v, ref)
 
 
+
+@settings(max_examples=60, deadline=None)
+@given(low=st.integers(-149, 127), span=st.integers(0, 60), top=st.floats(0.5, 1.0, exclude_max=True),
+       e=st.integers(-300, 300), dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 2 ** 16))
+def test_power_of_two_scaling_equals_ldexp_at_every_magnitude(low, span, top, e, dtype, seed):
+    """The spectral norm's rescaling equals torch.ldexp bit for bit: subnormal weights, weights near the largest
+    float, results that round to subnormals or to 0, shifts outside the dtype's range of powers of two."""
+    from empirical.probes import _times_pow2
+
+    g = torch.Generator().manual_seed(seed)
+    mant = torch.rand(3, 6, 5, generator=g, dtype=torch.float64) * 2 - 1
+    expo = torch.randint(low, min(low + span, 127) + 1, (3, 6, 5), generator=g)
+    w = torch.ldexp(mant, expo).to(dtype)
+    w[0, 0, 0] = top * 2.0 ** min(low + span, 127)
+    _, k = torch.frexp(w.abs().flatten(1).amax(dim=1))
+    for shift in (-k, *(torch.full((3,), n, dtype=torch.int32) for n in (e, -128, -127, 128, 149))):
+        assert torch.equal(_times_pow2(w, shift), torch.ldexp(w, shift[:, None, None]))
+
+
 # --------------------------------------------------------------------------- unique runs
 
 @pytest.mark.parametrize("argv, words", [
