@@ -112,10 +112,12 @@ def _spectral_norm(w: torch.Tensor) -> torch.Tensor:
     """‖W_r‖₂ = 2^k·√λ_max(VᵀV) per run (the smaller Gram matrix) with V = W_r/2^k and 2^k ≥ max|W_r|/2,
     an exact power-of-two rescaling, so the Gram matrix cannot overflow whatever the scale of W;
     NaN for a run whose weights are not finite or whose eigenvalue solver does not converge."""
-    finite = torch.isfinite(w).flatten(1).all(dim=1)
+    top = w.abs().flatten(1).amax(dim=1)    # NaN or ∞ exactly where a run's weights are not all finite
+    finite = torch.isfinite(top)
     if not bool(finite.all()):
         w = torch.where(finite[:, None, None], w, torch.zeros_like(w))
-    _, k = torch.frexp(w.abs().flatten(1).amax(dim=1))
+        top = w.abs().flatten(1).amax(dim=1)
+    _, k = torch.frexp(top)
     v = _times_pow2(w, -k)
     gram = v.transpose(1, 2) @ v if v.shape[2] <= v.shape[1] else v @ v.transpose(1, 2)
     try:
