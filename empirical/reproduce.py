@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from empirical import config as C
-from empirical.results import TABLES
+from empirical.results import TABLES, table_path
 
 TIME_COLUMNS = ("time_per_epoch_s", "group_time_per_epoch_s", "act_time_per_epoch_s", "epoch_time_s",
                 "solo_step_time_s", "solo_time_per_epoch_s")
@@ -85,7 +85,7 @@ def compare(shipped: str, fresh: str) -> Comparison:
     """Compare the four tables of two study folders as text, cell by cell, in file order."""
     compared, differing, only = {}, {}, []
     for table in TABLES:
-        a, b = _read(os.path.join(shipped, f"{table}.csv")), _read(os.path.join(fresh, f"{table}.csv"))
+        a, b = _read(table_path(shipped, table)), _read(table_path(fresh, table))
         if table == "layers" and "metric" in a and "metric" in b:
             metrics = set(a["metric"]) & set(b["metric"])
             for side, df, name in (("shipped", a, shipped), ("new", b, fresh)):

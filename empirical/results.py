@@ -4,6 +4,7 @@ Layout of ``<out_dir>/<study>/``::
 
     study.json             config, the groups (runs trained together), versions, machine, status, wall time
     runs.csv  epochs.csv  steps.csv  layers.csv     merged tidy tables (pandas.read_csv reads them)
+                           (epochs, steps and layers may be stored as <table>.csv.gz: see ``compress``)
     parts/<group_id>/      one finished group: <run_id>/{run.json,epochs.csv,steps.csv,layers.csv}, manifest.json
 
 The unit of commit and of resume is the *group*, the runs the engine trains as one batched program:
@@ -20,9 +21,11 @@ the next run. A folder holding a different study is refused.
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import errno
 import fcntl
+import gzip
 import hashlib
 import io
 import json
@@ -33,6 +36,7 @@ import socket
 import stat
 import sys
 import tempfile
+import zlib
 from typing import Iterable, Sequence
 
 TABLES = ("runs", "epochs", "steps", "layers")
@@ -143,6 +147,38 @@ def to_csv(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def table_path(folder: str, table: str) -> str:
+    """The file of merged ``table`` in a study folder: ``<table>.csv``, or ``<table>.csv.gz`` where only that
+    exists (a compressed shipped study); pandas.read_csv reads either."""
+    plain = os.path.join(folder, f"{table}.csv")
+    return plain + ".gz" if not os.path.exists(plain) and os.path.exists(plain + ".gz") else plain
+
+
+def read_table(path: str) -> bytes:
+    """The CSV bytes of a table file, decompressed if it is ``.gz``."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return gzip.decompress(data) if path.endswith(".gz") else data
+
+
+def compress(folder: str) -> list[str]:
+    """Store the merged epochs, steps and layers tables of a study folder as ``<table>.csv.gz`` (gzip level 9,
+    no name or time stamp, so the same table always gives the same bytes), replacing the ``.csv``; runs.csv,
+    which marks the folder as a study, stays plain. The CSV inside is unchanged byte for byte, so
+    ``.merged.json`` still vouches for it, the same command still trains nothing, and every reader of the
+    project reads the folder as before. Returns the files written."""
+    out = []
+    for table in TABLES[1:]:
+        plain = os.path.join(folder, f"{table}.csv")
+        if not os.path.isfile(plain):
+            continue
+        with open(plain, "rb") as fh:
+            atomic_write(plain + ".gz", gzip.compress(fh.read(), compresslevel=9, mtime=0))
+        os.remove(plain)
+        out.append(plain + ".gz")
+    return out
 
 
 def group_id(run_ids: Iterable[str]) -> str:
@@ -466,13 +502,15 @@ class Store:
         known = _read_sums(sums_path)
         keep = {}
         for table in TABLES:
-            path = os.path.join(self.folder, f"{table}.csv")
+            path = table_path(self.folder, table)
             check_target(path)
             keep[table] = [new[table]]
             if not os.path.exists(path):
                 continue
-            with open(path, "rb") as fh:
-                current = _sha(fh.read())
+            try:
+                current = _sha(read_table(path))
+            except (EOFError, gzip.BadGzipFile, zlib.error):  # a damaged .gz: kept beside like an edited table
+                current = ""
             if table in known and current not in known[table] and current != new[table]:
                 check_target(path + ".edited")
                 os.replace(path, path + ".edited")
@@ -483,20 +521,22 @@ class Store:
         # until every table is written, each may hold its current or its new version: both are ours
         atomic_write(sums_path, json.dumps(keep))
         for table, text in texts.items():
-            if keep[table] != [new[table]] or not os.path.exists(os.path.join(self.folder, f"{table}.csv")):
+            if keep[table] != [new[table]] or not os.path.exists(table_path(self.folder, table)):
                 atomic_write(os.path.join(self.folder, f"{table}.csv"), text)
+                if os.path.exists(os.path.join(self.folder, f"{table}.csv.gz")):  # the older, compressed version
+                    os.remove(os.path.join(self.folder, f"{table}.csv.gz"))
         atomic_write(sums_path, json.dumps({t: [new[t]] for t in TABLES}))
         return rows
 
     def merged_intact(self) -> bool:
-        """True iff every merged table exists with the bytes this program last wrote (.merged.json)."""
+        """True iff every merged table exists with the bytes this program last wrote (.merged.json), compressed
+        or not."""
         try:
             last = _read_sums(os.path.join(self.folder, ".merged.json"))
             for table in TABLES:
-                with open(os.path.join(self.folder, f"{table}.csv"), "rb") as fh:
-                    if last.get(table) != [_sha(fh.read())]:
-                        return False
-        except (OSError, ValueError, KeyError, TypeError):
+                if last.get(table) != [_sha(read_table(table_path(self.folder, table)))]:
+                    return False
+        except (OSError, ValueError, KeyError, TypeError, EOFError, gzip.BadGzipFile, zlib.error):
             return False
         return True
 
@@ -584,3 +624,33 @@ def environment() -> dict:
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m empirical.results compress FOLDER...``: see ``compress``."""
+    ap = argparse.ArgumentParser(prog="python -m empirical.results", description=(
+        "compress: store each study folder's epochs, steps and layers tables as <table>.csv.gz (as the shipped "
+        "results/ are); everything that reads a study reads them as before"))
+    ap.add_argument("command", choices=["compress"])
+    ap.add_argument("folders", nargs="+", metavar="FOLDER", help="study folders (each with runs.csv)")
+    args = ap.parse_args(argv)
+    for folder in args.folders:
+        if not os.path.isfile(os.path.join(folder, "runs.csv")):
+            print(f"error: {folder} is not a study folder (it has no runs.csv)", file=sys.stderr)
+            return 2
+    for folder in args.folders:
+        lock = Lock(folder)
+        try:
+            lock.acquire()
+            for path in compress(folder):
+                print(path)
+        except ResultsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            lock.release()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

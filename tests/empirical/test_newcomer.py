@@ -52,6 +52,71 @@ def test_a_complete_study_shipped_without_its_parts_is_not_retrained(tmp_path, c
     assert (tmp_path / "s" / "parts").is_dir() and (tmp_path / "s" / "runs.csv").read_text() != "edited\n"
 
 
+
+def test_a_compressed_shipped_study_reads_reruns_and_reproduces_as_the_plain_one(tmp_path, capsys, monkeypatch):
+    """results/ ships epochs, steps and layers as .csv.gz: every reader sees the same tables, the same command
+    trains nothing, --reproduce compares them, and a damaged .gz is kept aside and rebuilt, never trusted."""
+    import gzip
+    import hashlib
+    import shutil
+
+    import pandas as pd
+
+    from empirical.analysis.results_schema import load_study, read_csv
+    from empirical.results import main as results_main
+
+    assert main([*SMALL, "--name", "s", "--out-dir", str(tmp_path / "made")]) == 0
+    made = tmp_path / "made" / "s"
+    shutil.rmtree(made / "parts")
+    shutil.copytree(made, tmp_path / "s")
+    shipped = tmp_path / "s"
+    assert results_main(["compress", str(shipped)]) == 0
+    assert sorted(p.name for p in shipped.glob("*.csv*")) == ["epochs.csv.gz", "layers.csv.gz", "runs.csv",
+                                                              "steps.csv.gz"]
+    for t in ("epochs", "steps", "layers"):
+        gz = (shipped / f"{t}.csv.gz").read_bytes()
+        assert gzip.decompress(gz) == (made / f"{t}.csv").read_bytes()
+        again = tmp_path / "again"
+        shutil.copytree(made, again)
+        results_main(["compress", str(again)])
+        assert (again / f"{t}.csv.gz").read_bytes() == gz          # no name or time stamp inside
+        shutil.rmtree(again)
+        pd.testing.assert_frame_equal(read_csv(shipped / f"{t}.csv"), pd.read_csv(made / f"{t}.csv"))
+    a, b = load_study(str(shipped)), load_study(str(made))
+    for t in ("runs", "epochs", "steps", "layers"):
+        pd.testing.assert_frame_equal(getattr(a, t), getattr(b, t))
+
+    before = _snapshot(shipped)
+    assert main([*SMALL, "--name", "s", "--out-dir", str(tmp_path)]) == 0
+    assert _snapshot(shipped) == before
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["--reproduce", str(shipped), "--no-progress"]) == 0
+    assert "bit-identical" in capsys.readouterr().out
+
+    (shipped / "steps.csv.gz").write_bytes(before[Path("steps.csv.gz")][1][:-9])     # truncated
+    assert main([a for a in SMALL if a != "--quiet"] + ["--name", "s", "--out-dir", str(tmp_path)]) == 0
+    assert (shipped / "steps.csv.gz.edited").is_file() and not (shipped / "steps.csv.gz").exists()
+    assert (shipped / "steps.csv").read_bytes() == (made / "steps.csv").read_bytes()
+    assert "steps.csv.gz was changed" in capsys.readouterr().err
+
+    # an older compressed version of ours (a merge interrupted between its tables): rebuilt plain, the .gz removed
+    assert results_main(["compress", str(shipped)]) == 0
+    (shipped / "steps.csv.gz").write_bytes(gzip.compress(b"run_id\n"))
+    sums = json.loads((shipped / ".merged.json").read_text())
+    sums["steps"] = [hashlib.sha256(b"run_id\n").hexdigest(), *sums["steps"]]
+    (shipped / ".merged.json").write_text(json.dumps(sums))
+    assert main([*SMALL, "--name", "s", "--out-dir", str(tmp_path)]) == 0
+    assert not (shipped / "steps.csv.gz").exists() and not (shipped / "steps.csv.gz.edited.edited").exists()
+    assert (shipped / "steps.csv").read_bytes() == (made / "steps.csv").read_bytes()
+    assert (shipped / "layers.csv.gz").is_file()                  # unchanged tables stay as they were
+
+    capsys.readouterr()
+    assert results_main(["compress", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a study folder" in err
+
+
 def test_reproduce_reports_bit_identical_and_differences(tmp_path, capsys, monkeypatch):
     assert main([*SMALL, "--name", "s", "--out-dir", str(tmp_path / "shipped")]) == 0
     monkeypatch.chdir(tmp_path)
