@@ -23,6 +23,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
@@ -83,12 +84,14 @@ def color_for(activation: str) -> str:
 
 
 def save(fig: Figure, out: str | Path, dpi: int = 150) -> list[Path]:
-    """Write ``fig`` as ``out.png`` and ``out.svg`` (reproducible metadata) and return the paths."""
+    """Write ``fig`` as ``out.png`` and ``out.svg`` and return the paths: the same figure gives the same bytes
+    (no dates or versions in the metadata; the SVG's clip-path and hatch ids hashed from a fixed salt, not random)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     png, svg = out.with_name(out.name + ".png"), out.with_name(out.name + ".svg")
     fig.savefig(png, dpi=dpi, metadata={"Software": None})
-    fig.savefig(svg, metadata={"Date": None, "Creator": None})
+    with rc_context({"svg.hashsalt": "actlab"}):
+        fig.savefig(svg, metadata={"Date": None, "Creator": None})
     return [png, svg]
 
 

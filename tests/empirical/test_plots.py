@@ -51,6 +51,17 @@ def test_activation_and_meanfield_figures(tmp_path):
     _ok(plots.meanfield_curves(mf, tmp_path / "mf", critical={"relu": 2.0, "tanh": float("nan")}), "mf")
 
 
+def test_the_same_figure_gives_the_same_bytes(tmp_path):
+    """PNG and SVG carry no date, version or random id: a rebuilt report differs only where its data do."""
+    mf = pd.DataFrame({"activation": ["relu"] * 3 + ["tanh"] * 3, "sigma_w2": [1.0, 2.0, 3.0] * 2,
+                       "q_star": [0.0, 1.0, np.inf, 0.0, 0.2, 0.9], "chi1": [0.5, 1.0, 1.5, 1.0, 1.1, 1.3]})
+    first = plots.meanfield_curves(mf, tmp_path / "a" / "mf", critical={"relu": 2.0, "tanh": float("nan")})
+    again = plots.meanfield_curves(mf, tmp_path / "b" / "mf", critical={"relu": 2.0, "tanh": float("nan")})
+    assert "clip-path" in first[1].read_text()
+    for p, q in zip(first, again):
+        assert p.read_bytes() == q.read_bytes(), p.name
+
+
 def test_make_all_on_a_real_study(tmp_path, real_results):
     import matplotlib.pyplot as plt
 
