@@ -149,11 +149,17 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+DAMAGED_GZ = (EOFError, gzip.BadGzipFile, zlib.error)     # what reading a truncated or corrupt .gz raises
+
+
+def plain_or_gz(path: str) -> str:
+    """``path``, or ``path``.gz where only that exists (a compressed table); pandas.read_csv reads either."""
+    return path + ".gz" if not os.path.exists(path) and os.path.exists(path + ".gz") else path
+
+
 def table_path(folder: str, table: str) -> str:
-    """The file of merged ``table`` in a study folder: ``<table>.csv``, or ``<table>.csv.gz`` where only that
-    exists (a compressed shipped study); pandas.read_csv reads either."""
-    plain = os.path.join(folder, f"{table}.csv")
-    return plain + ".gz" if not os.path.exists(plain) and os.path.exists(plain + ".gz") else plain
+    """The file of merged ``table`` in a study folder: ``<table>.csv`` or, in a compressed study, ``<table>.csv.gz``."""
+    return plain_or_gz(os.path.join(folder, f"{table}.csv"))
 
 
 def read_table(path: str) -> bytes:
@@ -509,7 +515,7 @@ class Store:
                 continue
             try:
                 current = _sha(read_table(path))
-            except (EOFError, gzip.BadGzipFile, zlib.error):  # a damaged .gz: kept beside like an edited table
+            except DAMAGED_GZ:  # kept beside like an edited table
                 current = ""
             if table in known and current not in known[table] and current != new[table]:
                 check_target(path + ".edited")
@@ -536,7 +542,7 @@ class Store:
             for table in TABLES:
                 if last.get(table) != [_sha(read_table(table_path(self.folder, table)))]:
                     return False
-        except (OSError, ValueError, KeyError, TypeError, EOFError, gzip.BadGzipFile, zlib.error):
+        except (OSError, ValueError, KeyError, TypeError, *DAMAGED_GZ):
             return False
         return True
 

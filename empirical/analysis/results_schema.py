@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import pandas as pd
 
-from empirical.results import table_path
+from empirical.results import DAMAGED_GZ, plain_or_gz, table_path
 
 __all__ = [
     "ResultsError", "Study", "REQUIRED", "VARIANT_COLUMNS", "ACTIVATION_ORDER",
@@ -89,8 +88,7 @@ def load_study(folder: str) -> Study:
             df = pd.read_csv(path, dtype={"run_id": str})
         except FileNotFoundError:
             raise ResultsError(f"{path} is missing; the study folder is incomplete") from None
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError,
-                zlib.error) as exc:
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, *DAMAGED_GZ) as exc:
             raise ResultsError(f"{path} cannot be read as CSV ({' '.join(str(exc).split())})") from None
         missing = [c for c in cols if c not in df.columns]
         if missing and not (name != "runs" and len(df) == 0):
@@ -208,9 +206,7 @@ def study_folders(root: Path) -> list[Path]:
 
 def read_csv(path: Path) -> pd.DataFrame | None:
     """The table at ``path`` (or at ``path``.gz, a compressed study table), or None when missing or empty."""
-    path = Path(path)
-    if not path.exists() and path.with_name(path.name + ".gz").is_file():
-        path = path.with_name(path.name + ".gz")
+    path = Path(plain_or_gz(str(path)))
     if not path.is_file() or path.stat().st_size == 0:
         return None
     return pd.read_csv(path)
