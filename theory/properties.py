@@ -47,6 +47,7 @@ __all__ = ["Properties", "Extremum", "Saturation", "derive", "saturation_thresho
 SYMBOLIC_BUDGET_S = 12.0   # sympy time per activation; past it every symbolic step falls back to numbers
 STEP_BUDGET_S = 3.0        # one sympy call (limit, solve, simplify, a sign proof) at most
 _REFIRE_S = 0.05
+_SOON_S = 0.001
 
 
 class _Timeout(BaseException):
@@ -95,10 +96,13 @@ def _budget(seconds: float = STEP_BUDGET_S):
 
 
 def _drop_timeouts(hook, unraisable) -> None:
-    """A _Timeout raised where Python cannot propagate it (a gc callback) is dropped, not reported: the timer
-    re-fires, and a reporting hook (pytest's formats a traceback) would itself be interrupted by it."""
+    """A _Timeout raised where Python cannot propagate it (a gc callback) is dropped, not reported (a reporting
+    hook, pytest's formats a traceback, would itself be interrupted), and the timer fires again after _SOON_S
+    of CPU: a long collection would otherwise take every periodic firing into its own callbacks."""
     if not isinstance(unraisable.exc_value, _Timeout):
         hook(unraisable)
+    elif signal.getitimer(signal.ITIMER_PROF)[0] > 0:
+        signal.setitimer(signal.ITIMER_PROF, _SOON_S, _REFIRE_S)
 
 
 def _disarm(armed: list, old, old_hook) -> None:
