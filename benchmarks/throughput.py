@@ -35,12 +35,18 @@ Runs: 5 activations (relu, sigmoid, tanh, gelu, silu) x 3 seeds = R = 15. Throug
 
 Each figure is the best over ``--repeats`` trials. Every (family, row) runs in its own process, so that its peak
 resident memory (ru_maxrss) is its own; the data (``--steps`` x 128 images) is made in each process.
+``--malloc keep`` (the default) starts each row's process with glibc keeping freed memory
+(MALLOC_MMAP_THRESHOLD_=32 MiB, MALLOC_TRIM_THRESHOLD_=4 GiB): with glibc's defaults a loop that frees and
+reallocates tensors of several MB every step has their pages returned to the kernel and faulted in again
+(millions of minor faults for the ceiling and the plain TinyVGG loop, 1-3 per step for the engine), which
+slows the baselines and the ceiling, not the engine. ``--malloc default`` measures with glibc's defaults.
+The minor page faults of each row's process are reported.
 ``--clock cpu`` times the process's CPU time: with ``--threads 1`` it is nearly immune to other processes
 on a shared machine (with more threads OpenMP's spin-waiting inflates it).
 
     python benchmarks/throughput.py [--quick] [--family mlp,deep,vgg28,vgg32] [--steps S] [--repeats K]
                                     [--threads T] [--clock wall|cpu] [--device cpu|cuda] [--[no-]compile]
-                                    [--json out.json]
+                                    [--malloc keep|default] [--json out.json]
 """
 from __future__ import annotations
 
@@ -90,6 +96,7 @@ ROW_NAMES = {"a": "(a)  seeds: PIL/ToTensor/Normalize DataLoader, 1 model at a t
              "b_probes": "(b+) engine, one program, default probes",
              "b_compiled": "(b)  engine as the CLI runs it, step under torch.compile",
              "c": "(c)  ceiling: the step's matmuls/convolutions only"}
+MALLOC_KEEP = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2 ** 20), "MALLOC_TRIM_THRESHOLD_": str(4 * 2 ** 30)}
 TARGETS = {"a1": 2.0, "v": 1.2, "c_mlp": 0.65, "c_tinyvgg": 0.50, "probes": 0.10, "cli": 0.05}
 
 
@@ -125,6 +132,7 @@ class Setup:
     device: str = "cpu"
     threads: int | None = None
     clock: str = "wall"
+    malloc: str = "keep"
 
     @property
     def fam(self) -> Family:
@@ -442,6 +450,7 @@ def measure(setup: Setup, row: str) -> dict:
         torch.set_num_threads(setup.threads)
     data = make_data(setup)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     if setup.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if row in ("a", "a1"):
@@ -459,6 +468,8 @@ def measure(setup: Setup, row: str) -> dict:
         out = ceiling(setup)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["rss_before_mb"] = rss0 / 1024
+    out["minor_faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
+    out["malloc_env"] = {k: os.environ.get(k) for k in MALLOC_KEEP}
     if setup.device == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     out["samples_per_s"] = setup.batch * setup.runs / out["seconds_per_step"]
@@ -470,7 +481,8 @@ def run_row(setup: Setup, row: str, isolate: bool) -> dict:
         return measure(setup, row)
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker",
                            json.dumps({"setup": dataclasses.asdict(setup), "row": row})],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True,
+                          env={**os.environ, **(MALLOC_KEEP if setup.malloc == "keep" else {})})
     if proc.returncode != 0:
         raise SystemExit(f"{setup.family} {row} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -518,6 +530,8 @@ def report(setup: Setup, res: dict, s: dict) -> None:
         elif row == "c":
             note = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r["strategies"].items()) + " per step"
         rss = "" if row == "b_probes" else f"{r['peak_rss_mb']:7.0f}MB"
+        if row != "b_probes" and "minor_faults" in r:
+            note = f"{note}; " * bool(note) + f"{r['minor_faults']:,} page faults"
         print(f"{ROW_NAMES[row]:66s} {s['samples_per_s'][row]:>15,.0f} {rss:>9s}  {note}")
     q, m = s["ratios"], s["met"]
 
@@ -553,6 +567,9 @@ def main(argv=None) -> dict:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="also time the engine with its step under torch.compile (a row of its own; compiling takes "
                         "about a minute per family on 2 cores) (default: on, off with --quick)")
+    p.add_argument("--malloc", choices=("keep", "default"), default="keep",
+                   help="glibc's allocator in each row's process: 'keep' freed memory (no page faults from "
+                        "returning and refaulting it; the default), or glibc's 'default' settings")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -578,17 +595,19 @@ def main(argv=None) -> dict:
     isolate = not (a.no_isolate or a.quick)
     load0 = os.getloadavg()
     print(f"device {a.device} ({platform.machine()}, {os.cpu_count()} CPUs), torch {torch.__version__}, "
-          f"{a.threads or torch.get_num_threads()} threads, {a.clock} clock; load average {load0[0]:.2f}"
+          f"{a.threads or torch.get_num_threads()} threads, {a.clock} clock; load average {load0[0]:.2f}; "
+          + (f"glibc malloc {a.malloc}" if isolate else "rows in this process")
           + ("; QUICK smoke run, not a measurement" if a.quick else ""))
     out = {"meta": {"device": a.device, "torch": torch.__version__, "machine": platform.machine(),
                     "cpu_count": os.cpu_count(), "threads": a.threads or torch.get_num_threads(), "clock": a.clock,
+                    "malloc": a.malloc if isolate else "default (rows in this process)",
                     "loadavg_start": load0, "quick": a.quick, "probe_every": RunConfig().probe_every,
                     "probe_size": RunConfig().probe_size, "date": time.strftime("%Y-%m-%d %H:%M")},
            "families": {}}
     for fam in families:
         steps = 2 if a.quick else (a.steps or FAMILIES[fam].steps)
         setup = Setup(fam, steps, 1 if a.quick else a.repeats, device=a.device, threads=a.threads, clock=a.clock,
-                      **quick)
+                      malloc=a.malloc, **quick)
         rows = ROWS + (("b_compiled",) if a.compile else ())
         res = {row: run_row(setup, row, isolate) for row in rows}
         s = summarise(setup, res)

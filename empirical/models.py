@@ -301,6 +301,34 @@ def conv_strategy(device: torch.device | str, conv: str = "auto") -> str:
     return "grouped" if torch.device(device).type == "cuda" else "loop"
 
 
+class _MaxPool2(torch.autograd.Function):
+    """2×2 max pooling of stride 2 on an NCHW tensor, equal bit for bit to ``F.max_pool2d(h, 2)``.
+
+    ATen's CPU kernel is 3-6x faster on a channels-last copy at TinyVGG's 8-16 channels (3.4 -> 1.3 ms for
+    [128, 8, 28, 28], copies included), and picks the same maximum and index (the first of equal values, the
+    last NaN); the backward is ATen's own NCHW kernel with those indices, as for ``F.max_pool2d``.
+    """
+
+    @staticmethod
+    def forward(ctx, h):
+        out, idx = F.max_pool2d(h.contiguous(memory_format=torch.channels_last), 2, return_indices=True)
+        idx = idx.contiguous()
+        ctx.save_for_backward(h, idx)
+        return out.contiguous()
+
+    @staticmethod
+    def backward(ctx, g):
+        h, idx = ctx.saved_tensors
+        return torch.ops.aten.max_pool2d_with_indices_backward(g, h, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+
+
+def max_pool2(h: torch.Tensor) -> torch.Tensor:
+    """``F.max_pool2d(h, 2)`` for NCHW ``h``, through a channels-last copy on a CPU (``_MaxPool2``)."""
+    if h.device.type != "cpu" or h.dim() != 4:
+        return F.max_pool2d(h, 2)
+    return _MaxPool2.apply(h)
+
+
 class StackedModel:
     """R models of one architecture, stacked; ``slices`` maps each activation to its run range.
 
@@ -374,7 +402,7 @@ class StackedModel:
             if cap is not None:
                 cap.h_raw.append(tuple(hs))
             if i in (1, 3):
-                hs = [F.max_pool2d(h, 2) for h in hs]
+                hs = [max_pool2(h) for h in hs]
         flats = [h.reshape(B, e - s, -1).transpose(0, 1) for h, (s, e, _) in zip(hs, self.blocks)]
         flat = flats[0] if len(flats) == 1 else torch.cat(flats, 0)
         W, b = params[8], params[9]

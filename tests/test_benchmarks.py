@@ -25,6 +25,7 @@ def test_quick_benchmark_covers_every_family_and_row(tmp_path):
         assert all(math.isfinite(v) and v > 0 for v in sps.values()), (fam, sps)
         assert set(r["met"]) == {"over_a1", "over_v", "of_c", "probe_overhead", "cli_vs_one"}
         assert r["rows"]["b_one"]["peak_rss_mb"] > 0
+        assert r["rows"]["c"]["minor_faults"] >= 0
         assert f"== {fam}:" in proc.stdout
     assert proc.stdout.count("met") >= 5 * 4
 
@@ -34,3 +35,16 @@ def test_unknown_family_is_one_line_exit_2():
                           timeout=120)
     assert proc.returncode == 2
     assert "unknown family resnet" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_each_row_process_gets_the_allocator_asked_for(monkeypatch):
+    """--malloc keep (the default) starts a row's process with glibc keeping freed memory; default leaves it."""
+    monkeypatch.syspath_prepend(os.path.dirname(SCRIPT))
+    import throughput as T
+
+    for k in T.MALLOC_KEEP:
+        monkeypatch.delenv(k, raising=False)
+    for malloc, want in (("keep", T.MALLOC_KEEP), ("default", dict.fromkeys(T.MALLOC_KEEP))):
+        setup = T.Setup("mlp", 1, 1, batch=8, n_acts=1, n_seeds=1, threads=1, malloc=malloc)
+        row = T.run_row(setup, "c", isolate=True)
+        assert row["malloc_env"] == want and row["samples_per_s"] > 0
