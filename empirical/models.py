@@ -290,9 +290,10 @@ CONV_STRATEGIES = ("auto", "loop", "grouped")
 def conv_strategy(device: torch.device | str, conv: str = "auto") -> str:
     """How TinyVGG's R runs are convolved: 'loop' (one convolution per run) or 'grouped' (one per activation).
 
-    The rule for 'auto', from ``benchmarks/throughput.py``: on a CPU the per-run loop (oneDNN's grouped
-    convolution with 8-16 channels per group measured 1.4-1.8x slower); on a GPU the grouped convolution
-    (one kernel per activation instead of one per run).
+    The rule for 'auto': on a CPU the per-run loop, the convolution a run trained alone makes, so that batched
+    equals alone bit for bit (the grouped one rounds differently; in ``benchmarks/throughput.py``'s ceiling it
+    took 0.84x the loop's time on 1x28x28 and 1.57x on 3x32x32, with glibc keeping freed memory); on a GPU
+    the grouped convolution (one kernel per activation instead of one per run).
     """
     if conv not in CONV_STRATEGIES:
         raise ValueError(f"unknown convolution strategy {conv!r}; allowed: {', '.join(CONV_STRATEGIES)}")
