@@ -593,14 +593,15 @@ def main(argv=None) -> dict:
     if a.compile is None:
         a.compile = not a.quick
     isolate = not (a.no_isolate or a.quick)
+    malloc = a.malloc if isolate else "default (rows in this process)"
     load0 = os.getloadavg()
     print(f"device {a.device} ({platform.machine()}, {os.cpu_count()} CPUs), torch {torch.__version__}, "
           f"{a.threads or torch.get_num_threads()} threads, {a.clock} clock; load average {load0[0]:.2f}; "
-          + (f"glibc malloc {a.malloc}" if isolate else "rows in this process")
+          f"glibc malloc {malloc}"
           + ("; QUICK smoke run, not a measurement" if a.quick else ""))
     out = {"meta": {"device": a.device, "torch": torch.__version__, "machine": platform.machine(),
                     "cpu_count": os.cpu_count(), "threads": a.threads or torch.get_num_threads(), "clock": a.clock,
-                    "malloc": a.malloc if isolate else "default (rows in this process)",
+                    "malloc": malloc,
                     "loadavg_start": load0, "quick": a.quick, "probe_every": RunConfig().probe_every,
                     "probe_size": RunConfig().probe_size, "date": time.strftime("%Y-%m-%d %H:%M")},
            "families": {}}

@@ -180,8 +180,7 @@ def compress(folder: str) -> list[str]:
         plain = os.path.join(folder, f"{table}.csv")
         if not os.path.isfile(plain):
             continue
-        with open(plain, "rb") as fh:
-            atomic_write(plain + ".gz", gzip.compress(fh.read(), compresslevel=9, mtime=0))
+        atomic_write(plain + ".gz", gzip.compress(read_table(plain), compresslevel=9, mtime=0))
         os.remove(plain)
         out.append(plain + ".gz")
     return out
@@ -528,9 +527,10 @@ class Store:
         atomic_write(sums_path, json.dumps(keep))
         for table, text in texts.items():
             if keep[table] != [new[table]] or not os.path.exists(table_path(self.folder, table)):
-                atomic_write(os.path.join(self.folder, f"{table}.csv"), text)
-                if os.path.exists(os.path.join(self.folder, f"{table}.csv.gz")):  # the older, compressed version
-                    os.remove(os.path.join(self.folder, f"{table}.csv.gz"))
+                plain = os.path.join(self.folder, f"{table}.csv")
+                atomic_write(plain, text)
+                if os.path.exists(plain + ".gz"):  # the older, compressed version
+                    os.remove(plain + ".gz")
         atomic_write(sums_path, json.dumps({t: [new[t]] for t in TABLES}))
         return rows
 
