@@ -26,6 +26,9 @@ def test_quick_benchmark_covers_every_family_and_row(tmp_path):
         assert set(r["met"]) == {"over_a1", "over_v", "of_c", "probe_overhead", "cli_vs_one"}
         assert r["rows"]["b_one"]["peak_rss_mb"] > 0
         assert r["rows"]["c"]["minor_faults"] >= 0
+        assert r["ratios"]["c_over_a1"] == sps["c"] / sps["a1"] and r["ratios"]["c_over_v"] == sps["c"] / sps["v"]
+        if r["setup"]["family"].startswith("vgg"):
+            assert {"loop", "grouped"} <= set(r["rows"]["c"]["strategies"]), fam
         assert f"== {fam}:" in proc.stdout
     assert proc.stdout.count("met") >= 5 * 4
 
