@@ -20,13 +20,15 @@ def test_quick_benchmark_covers_every_family_and_row(tmp_path):
     assert set(res["families"]) == {"mlp", "deep", "vgg28", "vgg32"}
     for fam, r in res["families"].items():
         sps = r["samples_per_s"]
-        assert set(sps) == {"a", "a1", "v", "a1_ftz", "v_ftz", "b_cli", "b_seed", "b_one", "b_probes", "c"}, fam
+        assert set(sps) == {"a", "a1", "v", "a1_ftz", "v_ftz", "b_cli", "b_seed", "b_one", "b_probes", "c",
+                            "c_floor"}, fam
         assert r["rows"]["a1_ftz"]["flushed"] is True
         assert all(math.isfinite(v) and v > 0 for v in sps.values()), (fam, sps)
         assert set(r["met"]) == {"over_a1", "over_v", "of_c", "probe_overhead", "cli_vs_one"}
         assert r["rows"]["b_one"]["peak_rss_mb"] > 0
         assert r["rows"]["c"]["minor_faults"] >= 0
         assert r["ratios"]["c_over_a1"] == sps["c"] / sps["a1"] and r["ratios"]["c_over_v"] == sps["c"] / sps["v"]
+        assert sps["c_floor"] < sps["c"], fam  # the floor runs the ceiling's kernels and more
         if r["setup"]["family"].startswith("vgg"):
             assert {"loop", "grouped"} <= set(r["rows"]["c"]["strategies"]), fam
         assert f"== {fam}:" in proc.stdout
