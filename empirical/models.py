@@ -1,10 +1,10 @@
 """Models whose parameters are stacked over runs, so that R runs train as one program.
 
 Every parameter has a leading run dimension R. An MLP layer is a batched matmul
-``z = h @ W + b`` with ``W: [R, fan_in, fan_out]``; a TinyVGG convolution is one grouped convolution
-with ``groups = R``. Runs are ordered so that runs sharing an activation form contiguous slices;
-each activation is applied to its own slice. Nothing is shared between runs except the input batch,
-so each run's gradients equal those of the same model trained alone.
+``z = h @ W + b`` with ``W: [R, fan_in, fan_out]``; TinyVGG's runs are convolved in blocks (one run, or one
+activation's runs as one grouped convolution: ``StackedModel``). Runs are ordered so that runs sharing an
+activation form contiguous slices; each activation is applied to its own slice. Nothing is shared between runs
+except the input batch, so each run's gradients equal those of the same model trained alone.
 """
 from __future__ import annotations
 
@@ -383,31 +383,53 @@ class StackedModel:
         """Each block [s, e) of n runs is a [B, n·k, H, W] tensor convolved with ``groups = n``."""
         sizes = [e - s for s, e, _ in self.blocks]
         per_block = [p.split(sizes) for p in params[:8]]
-        shared = x.dim() == 4
-        B = x.shape[0] if shared else x.shape[1]
-        hs = []
-        for j, (s, e, _) in enumerate(self.blocks):
-            n = e - s
-            if shared:
-                hs.append(x.repeat(1, n, 1, 1) if n > 1 else x)
-            else:
-                hs.append(x[s:e].transpose(0, 1).reshape(B, -1, *x.shape[3:]))
-        for i in range(4):
-            zs = []
-            for j, (s, e, _) in enumerate(self.blocks):
-                W, b = per_block[2 * i][j], per_block[2 * i + 1][j]
-                zs.append(F.conv2d(hs[j], W.reshape(-1, *W.shape[2:]), b.reshape(-1), padding=1, groups=e - s))
-            if cap is not None:
-                cap.z_raw.append(tuple(zs))
-            hs = [fn(z) for z, (_, _, fn) in zip(zs, self.blocks)]
-            if cap is not None:
-                cap.h_raw.append(tuple(hs))
-            if i in (1, 3):
-                hs = [max_pool2(h) for h in hs]
-        flats = [h.reshape(B, e - s, -1).transpose(0, 1) for h, (s, e, _) in zip(hs, self.blocks)]
+        zs, hs = ([[] for _ in range(4)], [[] for _ in range(4)]) if cap is not None else (None, None)
+        flats = [self._features([p[j] for p in per_block], x, j, zs, hs) for j in range(len(self.blocks))]
+        if cap is not None:
+            cap.z_raw.extend(map(tuple, zs)), cap.h_raw.extend(map(tuple, hs))
         flat = flats[0] if len(flats) == 1 else torch.cat(flats, 0)
         W, b = params[8], params[9]
         return torch.baddbmm(b.unsqueeze(1), flat, W), cap
+
+    def _features(self, ps, x, j, zs=None, hs=None) -> torch.Tensor:
+        """Block j's flattened features [n, B, k·(H/4)·(W/4)]: its four convolutions (``groups`` = its n runs),
+        activations and poolings, from ``ps`` (its slices of the eight convolution parameters) and x ([B, ...]
+        shared or [R, B, ...] per run). Each layer's z and h are appended to ``zs[i]`` and ``hs[i]`` when given."""
+        s, e, fn = self.blocks[j]
+        n = e - s
+        if x.dim() == 4:
+            B, h = x.shape[0], x.repeat(1, n, 1, 1) if n > 1 else x
+        else:
+            B, h = x.shape[1], x[s:e].transpose(0, 1).reshape(x.shape[1], -1, *x.shape[3:])
+        for i in range(4):
+            W, b = ps[2 * i], ps[2 * i + 1]
+            z = F.conv2d(h, W.reshape(-1, *W.shape[2:]), b.reshape(-1), padding=1, groups=n)
+            h = fn(z)
+            if zs is not None:
+                zs[i].append(z), hs[i].append(h)
+            if i in (1, 3):
+                h = max_pool2(h)
+        return h.reshape(B, n, -1).transpose(0, 1)
+
+    def backward_by_block(self, params: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor):
+        """Logits [R, B, C] and per-run losses [R] (both detached) of a TinyVGG step, with ∂(Σ_r L_r)/∂θ written to
+        each parameter's ``.grad``, one block at a time: a block's forward, loss and backward run before the next
+        block's forward, so only one block's feature maps are ever held. Each run goes through the operations it
+        would go through trained alone (its own classifier matmul included), so its gradients are those."""
+        if self.arch.model != "tinyvgg":
+            raise ValueError("backward_by_block is for TinyVGG; an MLP step is one batched program")
+        grads = [torch.empty_like(p) for p in params]
+        logits, losses = [], []
+        for j, (s, e, _) in enumerate(self.blocks):
+            ps = [p[s:e] for p in params]
+            out = torch.baddbmm(ps[9].unsqueeze(1), self._features(ps, x, j), ps[8])
+            loss = self.per_run_loss(out, y if y.dim() == 1 else y[s:e])
+            for g_all, g in zip(grads, torch.autograd.grad(loss.sum(), ps)):
+                g_all[s:e] = g
+            logits.append(out.detach()), losses.append(loss.detach())
+        for p, g in zip(params, grads):
+            p.grad = g
+        return torch.cat(logits), torch.cat(losses)
 
     def join_blocks(self, ts: Sequence[torch.Tensor]) -> torch.Tensor:
         """Per-block tensors [B, n·k, H, W] (the runs of block j side by side) as one run-major [R, B, k, H, W]."""

@@ -135,10 +135,17 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
     compiled = (CompiledLoss(eager, "inductor" if compile_step is True else compile_step) if compile_step
                 else None)
 
+    # TinyVGG one run at a time on a CPU: each run's forward, loss and backward before the next run's forward
+    # (``StackedModel.backward_by_block``), so that one run's feature maps are held instead of all R runs'
+    by_block = model.arch.model == "tinyvgg" and model.conv == "loop" and compiled is None
+
     def train_step(loss_of, xb, yb):
         opt.zero_grad(set_to_none=True)
-        logits, loss_r = loss_of(params, xb, yb)
-        loss_r.sum().backward()
+        if by_block:
+            logits, loss_r = model.backward_by_block(params, xb, yb)
+        else:
+            logits, loss_r = loss_of(params, xb, yb)
+            loss_r.sum().backward()
         opt.step()
         return logits, loss_r
     steps_per_epoch = math.ceil(n / first.batch_size)

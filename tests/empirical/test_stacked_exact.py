@@ -136,6 +136,34 @@ def test_float32_batched_equals_alone(family, conv):
             torch.testing.assert_close(got[r], want[0], rtol=1e-5, atol=1e-6, msg=lambda m: f"{run}: {m}")
 
 
+@pytest.mark.parametrize("family", ["tinyvgg-1ch", "tinyvgg-3ch"])
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-batch", "batch-per-run"])
+def test_training_block_by_block_gives_each_run_its_gradients_alone(family, shared):
+    """``backward_by_block``, TinyVGG's training step on a CPU: per run, the logits, loss and gradients of the same
+    run alone, bit for bit, and the whole graph's to float32 rounding (it batches the classifier over the runs)."""
+    arch = FAMILIES[family]
+    order, model, params = _group(RUNS, arch, "loop", torch.float32)
+    x, y = _data(arch, torch.float32)
+    if shared:
+        xb, yb = x[:BATCH], y[:BATCH]
+    else:  # each run its own batch, as runs of different seeds get in one program
+        xb = torch.stack([x[(r % STEPS) * BATCH:(r % STEPS + 1) * BATCH] for r in range(len(order))])
+        yb = torch.stack([y[(r % STEPS) * BATCH:(r % STEPS + 1) * BATCH] for r in range(len(order))])
+    logits, losses = model.backward_by_block(params, xb, yb)
+    by_block = [p.grad for p in params]
+    whole_logits, _ = model.forward(params, xb)
+    whole = torch.autograd.grad(model.per_run_loss(whole_logits, yb).sum(), params)
+    for r, run in enumerate(order):
+        _, m1, p1 = _group([run], arch, "loop", torch.float32)
+        l1, _ = m1.forward(p1, xb if shared else xb[r:r + 1])
+        loss1 = m1.per_run_loss(l1, yb if shared else yb[r:r + 1])
+        alone = torch.autograd.grad(loss1.sum(), p1)
+        assert torch.equal(logits[r], l1[0].detach()) and torch.equal(losses[r], loss1[0].detach()), run
+        for got, want, w in zip(by_block, alone, whole):
+            assert torch.equal(got[r], want[0]), run
+            torch.testing.assert_close(got[r], w[r], rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("family", ["tinyvgg-1ch", "tinyvgg-3ch", "mlp"])
 def test_probes_of_a_group_equal_each_run_alone(family):
     arch = FAMILIES[family]
