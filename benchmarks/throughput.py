@@ -480,7 +480,8 @@ def floor(setup: Setup, rnd, ceiling_s: float, best: Callable) -> dict:
 
     def through(fn, shape, out_shape=None):
         gshape = shape if out_shape is None else out_shape
-        kernels.append((fn, rnd(*shape).requires_grad_(True), rnd(*gshape) if gshape else torch.ones((), device=device)))
+        grad = rnd(*gshape) if gshape else torch.ones((), device=device)
+        kernels.append((fn, rnd(*shape).requires_grad_(True), grad))
     for shape, pooled in maps:
         for fn in fns:
             through(fn, shape)
@@ -488,7 +489,8 @@ def floor(setup: Setup, rnd, ceiling_s: float, best: Callable) -> dict:
                 through(max_pool2, shape, (*shape[:2], shape[2] // 2, shape[3] // 2))
     y = torch.randint(0, 10, (R * B,), device=device)
     through(lambda t: F.cross_entropy(t, y, reduction="none").view(R, B).mean(1).sum(), (R * B, 10), ())
-    params = [torch.zeros(R, fo, fi, 3, 3) if kind == "conv" else torch.zeros(R, fi, fo) for kind, fi, fo in arch.layers]
+    params = [torch.zeros(R, fo, fi, 3, 3) if kind == "conv" else torch.zeros(R, fi, fo)
+              for kind, fi, fo in arch.layers]
     params = [t for w in params for t in (w, torch.zeros(R, w.shape[1] if w.dim() == 5 else w.shape[2]))]
     params = [t.to(device).requires_grad_(True) for t in params]
     for t in params:

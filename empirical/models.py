@@ -412,10 +412,11 @@ class StackedModel:
         return h.reshape(B, n, -1).transpose(0, 1)
 
     def backward_by_block(self, params: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor):
-        """Logits [R, B, C] and per-run losses [R] (both detached) of a TinyVGG step, with ∂(Σ_r L_r)/∂θ written to
-        each parameter's ``.grad``, one block at a time: a block's forward, loss and backward run before the next
-        block's forward, so only one block's feature maps are ever held. Each run goes through the operations it
-        would go through trained alone (its own classifier matmul included), so its gradients are those."""
+        """Logits [R, B, C] and per-run losses [R] (both detached) of a TinyVGG step, with ∂(Σ_r L_r)/∂θ written
+        to each parameter's ``.grad``, one block at a time: a block's forward, loss and backward run before the
+        next block's forward, so only one block's feature maps are ever held. Each run goes through the
+        operations it would go through trained alone (its own classifier matmul included), so its gradients
+        are those."""
         if self.arch.model != "tinyvgg":
             raise ValueError("backward_by_block is for TinyVGG; an MLP step is one batched program")
         grads = [torch.empty_like(p) for p in params]

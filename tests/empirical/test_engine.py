@@ -89,6 +89,20 @@ def test_batched_equals_each_run_alone(digits, model):
                 assert lb[k] == pytest.approx(la[k], rel=1e-3, abs=1e-6), k
 
 
+def test_tinyvgg_trains_one_block_at_a_time_on_a_cpu(digits, monkeypatch):
+    """The CPU step of TinyVGG is ``backward_by_block`` (each run as alone); the MLP's stays one batched graph."""
+    from empirical.models import StackedModel
+
+    calls = []
+    by_block = StackedModel.backward_by_block
+    monkeypatch.setattr(StackedModel, "backward_by_block",
+                        lambda self, *a: calls.append(self.arch.model) or by_block(self, *a))
+    for model in ("tinyvgg", "mlp"):
+        _, (task,) = plan(tiny(models=(model,), epochs=1, channels=4))
+        train_group(task.runs, digits, time_activations=False)
+    assert calls == ["tinyvgg"] * math.ceil(len(digits.x_train) / C.StudyConfig().batch_size)
+
+
 def test_seeds_in_one_program_equal_each_seed_alone(digits):
     """Merged seeds: each run keeps its own seed's batches and probe batch, so it equals its per-seed group."""
     cfg = tiny(activations=("relu", "tanh"), seeds=(1, 2, 3), epochs=1, probe_every=4)
