@@ -82,7 +82,7 @@ from empirical import probes  # noqa: E402
 from empirical.config import RunConfig, StudyConfig  # noqa: E402
 from empirical.models import Arch, StackedModel, conv_strategy, init_params, max_pool2, torch_activation  # noqa: E402
 from empirical.tasks import plan  # noqa: E402
-from empirical.train import _order, make_optimizer, train_group  # noqa: E402
+from empirical.train import _hidden_shapes, _order, make_optimizer, train_group  # noqa: E402
 from theory import activations as registry  # noqa: E402
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "silu")
@@ -470,12 +470,9 @@ def floor(setup: Setup, rnd, ceiling_s: float, best: Callable) -> dict:
     estimate of what any implementation of the step has to run."""
     arch, R, B, n, device = setup.fam.arch(), setup.runs, setup.batch, setup.n_seeds, torch.device(setup.device)
     fns = [torch_activation(registry.lookup(a)) for a in setup.acts]
-    if arch.model == "mlp":
-        maps = [((n, B, w), False) for w in arch.widths]
-    else:
-        c, hh, ww = arch.input_shape
-        k = arch.channels
-        maps = [((B, n * k, hh >> (i // 2), ww >> (i // 2)), i in (1, 3)) for i in range(4)]
+    # one activation's n runs side by side: [n, B, w] for the MLP, [B, n·k, H, W] for TinyVGG (pooled after 2 and 4)
+    maps = [((n, *s), False) if arch.model == "mlp" else ((s[0], n * s[1], *s[2:]), i in (1, 3))
+            for i, s in enumerate(_hidden_shapes(arch, B))]
     kernels = []   # (function, its input, the gradient of its output)
 
     def through(fn, shape, out_shape=None):
@@ -489,10 +486,7 @@ def floor(setup: Setup, rnd, ceiling_s: float, best: Callable) -> dict:
                 through(max_pool2, shape, (*shape[:2], shape[2] // 2, shape[3] // 2))
     y = torch.randint(0, 10, (R * B,), device=device)
     through(lambda t: F.cross_entropy(t, y, reduction="none").view(R, B).mean(1).sum(), (R * B, 10), ())
-    params = [torch.zeros(R, fo, fi, 3, 3) if kind == "conv" else torch.zeros(R, fi, fo)
-              for kind, fi, fo in arch.layers]
-    params = [t for w in params for t in (w, torch.zeros(R, w.shape[1] if w.dim() == 5 else w.shape[2]))]
-    params = [t.to(device).requires_grad_(True) for t in params]
+    params = init_params(arch, [(a, "default", seed, 0.0) for a in setup.acts for seed in setup.seeds], device=device)
     for t in params:
         t.grad = rnd(*t.shape)
     opt = make_optimizer(params, RunConfig(lr=LR))
