@@ -44,18 +44,26 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
         logits, cap = model.forward(params, x, capture=True)
         loss = model.per_run_loss(logits, y).sum()
         n_hidden = len(cap.z_raw)
-        raws = [*cap.z_raw, *cap.h_raw]
-        grads = torch.autograd.grad(loss, [*params, *(t for r in raws for t in r), logits])
+        grads = torch.autograd.grad(loss, [*params, *(t for r in (*cap.z_raw, *cap.h_raw) for t in r), logits])
+    del loss
     n_p = len(params)
     g_params = grads[:n_p]
     g_raw, k = [], n_p
-    for r in raws:                  # per layer: the gradients with respect to its tensors
+    for r in (*cap.z_raw, *cap.h_raw):      # per layer: the gradients with respect to its tensors
         g_raw.append(grads[k:k + len(r)])
         k += len(r)
     g_z, g_h = g_raw[:n_hidden], g_raw[n_hidden:]
     g_logits = grads[-1]
-    del grads, raws
+    del grads, g_raw
     R = model.R
+
+    def take(tensors: list, i: int) -> torch.Tensor:
+        """Layer i's run-major tensor; its per-block tensors are let go, so that a layer's copy and the blocks
+        it was joined from are held together only for one tensor at a time."""
+        t = cap.join(tensors[i]).detach()
+        tensors[i] = None
+        return t
+
     with torch.no_grad():
         shared = x.dim() == len(model.arch.input_shape) + 1
         out["preact_q"][0] = (x.float() ** 2).mean().expand(R).clone() if shared else _per_run(x.float() ** 2).mean(1)
@@ -71,20 +79,22 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
                 out["weight_spectral_norm"][layer] = _spectral_norm(params[2 * i].detach())
             if i == n_hidden:
                 out["grad_norm_z"][layer] = _per_run(g_logits).norm(dim=1)
-                z = logits
-                out["preact_q"][layer], out["preact_var"][layer] = _moments(z)
+                out["preact_q"][layer], out["preact_var"][layer] = _moments(logits.detach())
                 continue
-            z, h = cap.join(cap.z_raw[i]).detach(), cap.join(cap.h_raw[i]).detach()
-            out["grad_norm_z"][layer] = _per_run(cap.join(g_z[i])).norm(dim=1)
-            out["grad_norm_h"][layer] = _per_run(cap.join(g_h[i])).norm(dim=1)
+            out["grad_norm_z"][layer] = _per_run(take(g_z, i)).norm(dim=1)
+            out["grad_norm_h"][layer] = _per_run(take(g_h, i)).norm(dim=1)
+            z = take(cap.z_raw, i)
             out["preact_q"][layer], out["preact_var"][layer] = _moments(z)
+            out["saturated_frac"][layer] = _saturated(model, z, eps)
+            del z
+            h = take(cap.h_raw, i)
             # a unit is dead when max |h| over the inputs (and positions) is 0: h == 0 everywhere, NaN not dead
             dead = h.abs().amax(dim=1 if h.dim() == 3 else (1, 3, 4)) == 0
             out["dead_frac"][layer] = dead.float().mean(dim=1)
-            out["saturated_frac"][layer] = _saturated(model, z, eps)
             if distributions:
                 for m, v in zip(ACT_QUANTILES, _quantiles(_per_run(h))):
                     out[m][layer] = v
+            del h
     return out
 
 
