@@ -561,13 +561,22 @@ def summarise(setup: Setup, res: dict) -> dict:
     with_probes = one["seconds_per_step"] + one["probe_seconds"] / probe_every
     sps["b_probes"] = setup.batch * setup.runs / with_probes
     sps["c_floor"] = setup.batch * setup.runs / res["c"]["floor_seconds_per_step"]
+    c = res["c"]
+    # TinyVGG's (c+) with the engine's own convolution strategy (one conv2d per run on a CPU, the exact one)
+    # in place of the ceiling's fastest: the low estimate for the engine as it must run
+    engine_conv = c["strategies"].get(conv_strategy(setup.device), c["seconds_per_step"])
+    floor_engine = setup.batch * setup.runs / (
+        c["floor_seconds_per_step"] - c["seconds_per_step"] + engine_conv)
     c_target = TARGETS["c_tinyvgg" if setup.fam.model == "tinyvgg" else "c_mlp"]
     q = {"over_a": sps["b_cli"] / sps["a"], "over_a1": sps["b_cli"] / sps["a1"], "over_v": sps["b_cli"] / sps["v"],
          "of_c": sps["b_cli"] / sps["c"], "probe_overhead": with_probes / one["seconds_per_step"] - 1,
          "cli_vs_one": sps["b_cli"] / sps["b_one"] - 1, "cli_over_a1": sps["b_cli"] / sps["a1"],
          "over_a1_ftz": sps["b_cli"] / sps["a1_ftz"], "over_v_ftz": sps["b_cli"] / sps["v_ftz"],
          "one_over_a1": sps["b_one"] / sps["a1"], "c_over_a1": sps["c"] / sps["a1"], "c_over_v": sps["c"] / sps["v"],
-         "of_floor": sps["b_cli"] / sps["c_floor"], "floor_of_c": sps["c_floor"] / sps["c"]}
+         "of_floor": sps["b_cli"] / sps["c_floor"], "floor_of_c": sps["c_floor"] / sps["c"],
+         "floor_over_a1": sps["c_floor"] / sps["a1"], "floor_over_v": sps["c_floor"] / sps["v"],
+         "floor_engine_over_a1": floor_engine / sps["a1"], "floor_engine_over_v": floor_engine / sps["v"],
+         "floor_engine_of_c": floor_engine / sps["c"]}
     if "b_compiled" in sps:
         q["compiled_over_eager"] = sps["b_compiled"] / sps["b_cli"]
     met = {"over_a1": q["over_a1"] >= TARGETS["a1"], "over_v": q["over_v"] >= TARGETS["v"],
@@ -604,18 +613,25 @@ def report(setup: Setup, res: dict, s: dict) -> None:
     def ok(k):
         return "met" if m[k] else "NOT met"
 
-    def bound(k, c_ratio, target):
-        """The ceiling's own ratio, where even a step of the ceiling's time would miss the target."""
-        return f"; the ceiling itself is only {c_ratio:.2f}x" if not m[k] and c_ratio < target else ""
+    def bound(k, target, *limits):
+        """Where the target is missed: the first of ``limits`` (label, ratio), loosest first, that misses it too,
+        i.e. the target is out of reach of anything that runs what that row runs."""
+        if m[k]:
+            return ""
+        worse = [f"{label} is only {r:.0%} of (c)" if k == "of_c" else f"{label} is only {r:.2f}x"
+                 for label, r in limits if r < target]
+        return f"; {worse[0]}" if worse else ""
+    conv = [] if fam.model == "mlp" else [f"(c+) with the engine's {conv_strategy(setup.device)} convolutions"]
+    ratio_limits = {k: [("the ceiling itself", q[f"c_{k}"]), ("(c+) itself", q[f"floor_{k}"]),
+                        *((label, q[f"floor_engine_{k}"]) for label in conv)] for k in ("over_a1", "over_v")}
     print(f"engine/(a)  {q['over_a']:6.2f}x   engine/(a') {q['over_a1']:6.2f}x [>= {TARGETS['a1']}x: {ok('over_a1')}"
-          f"{bound('over_a1', q['c_over_a1'], TARGETS['a1'])}]   engine/(v) {q['over_v']:6.2f}x [>= {TARGETS['v']}x: "
-          f"{ok('over_v')}{bound('over_v', q['c_over_v'], TARGETS['v'])}]")
+          f"{bound('over_a1', TARGETS['a1'], *ratio_limits['over_a1'])}]   engine/(v) {q['over_v']:6.2f}x "
+          f"[>= {TARGETS['v']}x: {ok('over_v')}{bound('over_v', TARGETS['v'], *ratio_limits['over_v'])}]")
     print(f"with subnormals flushed in the baselines too (what batching alone buys): engine/(a') "
           f"{q['over_a1_ftz']:6.2f}x   engine/(v) {q['over_v_ftz']:6.2f}x")
-    floor_note = (f"; (c+) itself is only {q['floor_of_c']:.0%} of (c)"
-                    if not m["of_c"] and q["floor_of_c"] < s["c_target"] else "")
-    print(f"engine/(c)  {q['of_c']:6.1%} [>= {s['c_target']:.0%}: {ok('of_c')}{floor_note}]   engine/(c+) "
-          f"{q['of_floor']:6.1%}   probe overhead "
+    c_limits = [("(c+) itself", q["floor_of_c"]), *((label, q["floor_engine_of_c"]) for label in conv)]
+    print(f"engine/(c)  {q['of_c']:6.1%} [>= {s['c_target']:.0%}: {ok('of_c')}{bound('of_c', s['c_target'], *c_limits)}]"
+          f"   engine/(c+) {q['of_floor']:6.1%}   probe overhead "
           f"{q['probe_overhead']:6.1%} [<= {TARGETS['probes']:.0%}: {ok('probe_overhead')}]   CLI trains one program: "
           f"{ok('cli_vs_one')}  (engine = the CLI's row, the same runs as (a') and (v); the one-seed, three-init "
           f"program of other runs: {q['one_over_a1']:.2f}x (a'))")
