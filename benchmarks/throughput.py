@@ -41,14 +41,12 @@ Runs: 5 activations (relu, sigmoid, tanh, gelu, silu) x 3 seeds = R = 15. Throug
 
 Each figure is the best over ``--repeats`` trials. Every (family, row) runs in its own process, so that its peak
 resident memory (ru_maxrss) is its own; the data (``--steps`` x 128 images) is made in each process.
-``--malloc keep`` (the default) runs each row's measurement with glibc keeping freed memory
-(``empirical.allocator.kept``: no allocation of its own mmap, the heap never trimmed), so that each process
+``--malloc keep`` (the default) starts each row's process with glibc keeping freed memory (MALLOC_MMAP_MAX_=0:
+no allocation of its own mmap, MALLOC_TRIM_THRESHOLD_=4 GiB: the heap is never trimmed), so that each process
 faults its pages in once: with glibc's defaults a loop that frees and reallocates tensors of several MB every step
 has their pages returned to the kernel and faulted in again (TinyVGG 1x28x28: 1.8 million minor faults in the
-ceiling's process, 0.65 million in the plain loop's, 1.8 million in the engine's). The engine sets that policy
-itself for its steps, and gives memory back around its probes and evaluations, whatever ``--malloc`` says; so
-``--malloc default`` measures the baselines with glibc's defaults against the engine as a user runs it. The minor
-page faults of each row's process are reported.
+ceiling's process, 0.65 million in the plain loop's, 1.8 million in the engine's). ``--malloc default`` measures
+with glibc's defaults. The minor page faults of each row's process are reported.
 ``--clock cpu`` times the process's CPU time: with ``--threads 1`` it is nearly immune to other processes
 on a shared machine (with more threads OpenMP's spin-waiting inflates it).
 
@@ -59,7 +57,6 @@ on a shared machine (with more threads OpenMP's spin-waiting inflates it).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import dataclasses
 import json
@@ -81,7 +78,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from empirical import allocator, probes  # noqa: E402
+from empirical import probes  # noqa: E402
 from empirical.config import RunConfig, StudyConfig  # noqa: E402
 from empirical.models import Arch, StackedModel, conv_strategy, init_params, max_pool2, torch_activation  # noqa: E402
 from empirical.tasks import plan  # noqa: E402
@@ -107,6 +104,7 @@ ROW_NAMES = {"a": "(a)  seeds: PIL/ToTensor/Normalize DataLoader, 1 model at a t
              "b_compiled": "(b)  engine as the CLI runs it, step under torch.compile",
              "c": "(c)  ceiling: the step's matmuls/convolutions only",
              "c_floor": "(c+) (c) + activations, pooling, loss, Adam: the step's kernels"}
+MALLOC_KEEP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(4 * 2 ** 30)}
 TARGETS = {"a1": 2.0, "v": 1.2, "c_mlp": 0.65, "c_tinyvgg": 0.50, "probes": 0.10, "cli": 0.05}
 
 
@@ -511,12 +509,6 @@ def measure(setup: Setup, row: str) -> dict:
             torch.set_flush_denormal(False)
     if setup.threads:
         torch.set_num_threads(setup.threads)
-    with allocator.kept() if setup.malloc == "keep" else contextlib.nullcontext():
-        return {**_measure(setup, row), "malloc": {"asked": setup.malloc, "mode": allocator.mode(),
-                                                   "glibc_settable": allocator.available()}}
-
-
-def _measure(setup: Setup, row: str) -> dict:
     data = make_data(setup)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -538,6 +530,7 @@ def _measure(setup: Setup, row: str) -> dict:
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["rss_before_mb"] = rss0 / 1024
     out["minor_faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
+    out["malloc_env"] = {k: os.environ.get(k) for k in MALLOC_KEEP}
     if setup.device == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     out["samples_per_s"] = setup.batch * setup.runs / out["seconds_per_step"]
@@ -549,7 +542,8 @@ def run_row(setup: Setup, row: str, isolate: bool) -> dict:
         return measure(setup, row)
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker",
                            json.dumps({"setup": dataclasses.asdict(setup), "row": row})],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True,
+                          env={**os.environ, **(MALLOC_KEEP if setup.malloc == "keep" else {})})
     if proc.returncode != 0:
         raise SystemExit(f"{setup.family} {row} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -664,9 +658,8 @@ def main(argv=None) -> dict:
                    help="also time the engine with its step under torch.compile (a row of its own; compiling takes "
                         "about a minute per family on 2 cores) (default: on, off with --quick)")
     p.add_argument("--malloc", choices=("keep", "default"), default="keep",
-                   help="glibc's allocator while each row is measured: 'keep' freed memory (no page faults from "
-                        "returning and refaulting it; the default), or glibc's 'default' settings for the baselines "
-                        "(the engine keeps its steps' memory either way, as it does for a user)")
+                   help="glibc's allocator in each row's process: 'keep' freed memory (no page faults from "
+                        "returning and refaulting it; the default), or glibc's 'default' settings")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -690,7 +683,7 @@ def main(argv=None) -> dict:
     if a.compile is None:
         a.compile = not a.quick
     isolate = not (a.no_isolate or a.quick)
-    malloc = a.malloc if allocator.available() else "as the environment sets it (MALLOC_*_ variables, or not glibc)"
+    malloc = a.malloc if isolate else "default (rows in this process)"
     load0 = os.getloadavg()
     print(f"device {a.device} ({platform.machine()}, {os.cpu_count()} CPUs), torch {torch.__version__}, "
           f"{a.threads or torch.get_num_threads()} threads, {a.clock} clock; load average {load0[0]:.2f}; "
