@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from empirical import allocator, probes, sharpness
+from empirical import probes, sharpness
 from empirical.config import ConfigError, RunConfig
 from empirical.models import (Arch, StackedModel, conv_strategy, init_params, init_sigmas, layer_sigmas,
                               torch_activation)
@@ -156,13 +156,13 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
     layer_rows: list[tuple[int, int, dict]] = []
 
     def do_probe(step: int, epoch: int, distributions: bool = False) -> None:
-        with subnormals_kept(), allocator.returned():
+        with subnormals_kept():
             res = probes.probe(model, params, x_probe, y_probe, first.eps, distributions=distributions)
         layer_rows.append((step, epoch, {m: {l: v.detach().cpu().tolist() for l, v in d.items()}
                                          for m, d in res.items()}))
 
     def do_sharpness(step: int, epoch: int) -> None:
-        with subnormals_kept(), allocator.returned():
+        with subnormals_kept():
             res = sharpness.measure(model, params, x_probe, y_probe, opt, iters=first.sharpness_iters,
                                     seed=first.seed)
         layer_rows.append((step, epoch, {m: {0: v.tolist()} for m, v in res.items()}))
@@ -172,60 +172,57 @@ def train_group(runs: Sequence[RunConfig], data, device: torch.device | str = "c
         do_sharpness(0, 0)
     step = 0
     group_train_time = 0.0
-    # the steps reuse the memory the previous step freed; probes and evaluations return theirs (allocator)
-    with allocator.kept():
-        for epoch in range(1, first.epochs + 1):
-            perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
-            losses = torch.empty(steps_per_epoch, R, device=device)
-            correct = torch.zeros(R, device=device)
-            t0 = time.perf_counter()
-            for s in range(steps_per_epoch):
-                xb, yb = _rows(x_train, y_train, perms[:, s * first.batch_size:(s + 1) * first.batch_size], run_seed)
-                with subnormals_flushed(device):
-                    logits, loss_r = (compiled.step(lambda f: train_step(f, xb, yb)) if compiled
-                                      else train_step(eager, xb, yb))
-                with torch.no_grad():
-                    losses[s] = loss_r.detach()
-                    correct += (logits.argmax(-1) == yb).sum(-1)
-                step += 1
-                if step % first.probe_every == 0 and step != total_steps:
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    pt = time.perf_counter()
-                    do_probe(step, epoch)
-                    t0 += time.perf_counter() - pt
-                if first.sharpness_every and step % first.sharpness_every == 0 and step != total_steps:
-                    pt = time.perf_counter()
-                    do_sharpness(step, epoch)
-                    t0 += time.perf_counter() - pt
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            epoch_time = time.perf_counter() - t0
-            group_train_time += epoch_time
-            if progress:
-                progress(steps_per_epoch)
+    for epoch in range(1, first.epochs + 1):
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+        losses = torch.empty(steps_per_epoch, R, device=device)
+        correct = torch.zeros(R, device=device)
+        t0 = time.perf_counter()
+        for s in range(steps_per_epoch):
+            xb, yb = _rows(x_train, y_train, perms[:, s * first.batch_size:(s + 1) * first.batch_size], run_seed)
+            with subnormals_flushed(device):
+                logits, loss_r = (compiled.step(lambda f: train_step(f, xb, yb)) if compiled
+                                  else train_step(eager, xb, yb))
+            with torch.no_grad():
+                losses[s] = loss_r.detach()
+                correct += (logits.argmax(-1) == yb).sum(-1)
+            step += 1
+            if step % first.probe_every == 0 and step != total_steps:
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                pt = time.perf_counter()
+                do_probe(step, epoch)
+                t0 += time.perf_counter() - pt
+            if first.sharpness_every and step % first.sharpness_every == 0 and step != total_steps:
+                pt = time.perf_counter()
+                do_sharpness(step, epoch)
+                t0 += time.perf_counter() - pt
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        epoch_time = time.perf_counter() - t0
+        group_train_time += epoch_time
+        if progress:
+            progress(steps_per_epoch)
 
-            loss_cpu = losses.cpu()
-            with allocator.returned():
-                test_loss, test_acc = evaluate(model, params, x_test, y_test)
-            train_acc = (correct / n).cpu().tolist()
-            for r in range(R):
-                col = loss_cpu[:, r]
-                if diverged_at[r] is None:
-                    bad = (~torch.isfinite(col)).nonzero()
-                    if len(bad):
-                        diverged_at[r] = (epoch - 1) * steps_per_epoch + int(bad[0]) + 1
-                rec = records[r]
-                for s in range(steps_per_epoch):
-                    rec.steps.append({"step": (epoch - 1) * steps_per_epoch + s + 1, "epoch": epoch,
-                                      "loss": _num(float(col[s]))})
-                rec.epochs.append({
-                    "epoch": epoch, "train_loss": _num(float(col.mean())), "train_acc": _num(train_acc[r]),
-                    "test_loss": _num(test_loss[r]), "test_acc": _num(test_acc[r]),
-                    "epoch_time_s": round(epoch_time, 6),
-                })
-            if all(d is not None for d in diverged_at):
-                break
+        loss_cpu = losses.cpu()
+        test_loss, test_acc = evaluate(model, params, x_test, y_test)
+        train_acc = (correct / n).cpu().tolist()
+        for r in range(R):
+            col = loss_cpu[:, r]
+            if diverged_at[r] is None:
+                bad = (~torch.isfinite(col)).nonzero()
+                if len(bad):
+                    diverged_at[r] = (epoch - 1) * steps_per_epoch + int(bad[0]) + 1
+            rec = records[r]
+            for s in range(steps_per_epoch):
+                rec.steps.append({"step": (epoch - 1) * steps_per_epoch + s + 1, "epoch": epoch,
+                                  "loss": _num(float(col[s]))})
+            rec.epochs.append({
+                "epoch": epoch, "train_loss": _num(float(col.mean())), "train_acc": _num(train_acc[r]),
+                "test_loss": _num(test_loss[r]), "test_acc": _num(test_acc[r]),
+                "epoch_time_s": round(epoch_time, 6),
+            })
+        if all(d is not None for d in diverged_at):
+            break
     do_probe(step, epoch, distributions=layer_quantiles)
     if first.sharpness_every:
         do_sharpness(step, epoch)
