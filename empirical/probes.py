@@ -44,17 +44,18 @@ def probe(model: StackedModel, params: list[torch.Tensor], x: torch.Tensor, y: t
         logits, cap = model.forward(params, x, capture=True)
         loss = model.per_run_loss(logits, y).sum()
         n_hidden = len(cap.z_raw)
-        grads = torch.autograd.grad(loss, [*params, *(t for r in (*cap.z_raw, *cap.h_raw) for t in r), logits])
+        raws = [*cap.z_raw, *cap.h_raw]
+        grads = torch.autograd.grad(loss, [*params, *(t for r in raws for t in r), logits])
     del loss
     n_p = len(params)
     g_params = grads[:n_p]
     g_raw, k = [], n_p
-    for r in (*cap.z_raw, *cap.h_raw):      # per layer: the gradients with respect to its tensors
+    for r in raws:                  # per layer: the gradients with respect to its tensors
         g_raw.append(grads[k:k + len(r)])
         k += len(r)
     g_z, g_h = g_raw[:n_hidden], g_raw[n_hidden:]
     g_logits = grads[-1]
-    del grads, g_raw
+    del grads, g_raw, raws
     R = model.R
 
     def take(tensors: list, i: int) -> torch.Tensor:
