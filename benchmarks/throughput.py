@@ -567,7 +567,8 @@ def summarise(setup: Setup, res: dict) -> dict:
     c = res["c"]
     # TinyVGG's (c+) with the engine's own convolution strategy (one conv2d per run on a CPU, the exact one)
     # in place of the ceiling's fastest: the low estimate for the engine as it must run
-    engine_conv = c["strategies"].get(conv_strategy(setup.device), c["seconds_per_step"])
+    conv = None if setup.fam.model == "mlp" else conv_strategy(setup.device)
+    engine_conv = c["strategies"].get(conv, c["seconds_per_step"])
     floor_engine = setup.batch * setup.runs / (
         c["floor_seconds_per_step"] - c["seconds_per_step"] + engine_conv)
     c_target = TARGETS["c_tinyvgg" if setup.fam.model == "tinyvgg" else "c_mlp"]
@@ -585,7 +586,7 @@ def summarise(setup: Setup, res: dict) -> dict:
     met = {"over_a1": q["over_a1"] >= TARGETS["a1"], "over_v": q["over_v"] >= TARGETS["v"],
            "of_c": q["of_c"] >= c_target, "probe_overhead": q["probe_overhead"] <= TARGETS["probes"],
            "cli_vs_one": list(cli.get("groups", [])) == [setup.runs]}
-    return {"samples_per_s": sps, "ratios": q, "met": met, "c_target": c_target}
+    return {"samples_per_s": sps, "ratios": q, "met": met, "c_target": c_target, "engine_conv": conv}
 
 
 def report(setup: Setup, res: dict, s: dict) -> None:
@@ -624,7 +625,7 @@ def report(setup: Setup, res: dict, s: dict) -> None:
         worse = [f"{label} is only {r:.0%} of (c)" if k == "of_c" else f"{label} is only {r:.2f}x"
                  for label, r in limits if r < target]
         return f"; {worse[0]}" if worse else ""
-    conv = [] if fam.model == "mlp" else [f"(c+) with the engine's {conv_strategy(setup.device)} convolutions"]
+    conv = [f"(c+) with the engine's {s['engine_conv']} convolutions"] if s["engine_conv"] else []
     ratio_limits = {k: [("the ceiling itself", q[f"c_{k}"]), ("(c+) itself", q[f"floor_{k}"]),
                         *((label, q[f"floor_engine_{k}"]) for label in conv)] for k in ("over_a1", "over_v")}
     print(f"engine/(a)  {q['over_a']:6.2f}x   engine/(a') {q['over_a1']:6.2f}x [>= {TARGETS['a1']}x: {ok('over_a1')}"
