@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 Q_MAX = 1e12      # q above Q_MAX·max(1, σ_w², σ_b²) while still growing is reported as inf
+FINE_BELOW = 1e4  # below FINE_BELOW·max(1, σ_w², σ_b²) an increasing iteration is stepped by at most FINE_GROWTH·q
+FINE_GROWTH = 2.0 ** 0.125
 Q_TINY = 1e-12    # below this a decreasing iteration with L(0) = 0 is reported as q* = 0
 CRITICAL_TOL = 1e-9   # |χ − 1| below this counts as critical (ξ = inf)
 _GL_T, _GL_W = np.polynomial.legendre.leggauss(20)
@@ -588,7 +590,10 @@ def fixed_point(act, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> float
     bracketed by stepping q with max(L(q), 2q) upwards or min(L(q), q/2) downwards (L(q) never
     passes the first root of a monotone L) and solved with brentq; F is computed by ``_excess``
     (asymptote subtracted) so that its sign is right for large q. If the steps show L is not
-    monotone, plain iteration decides. q0 with F(q0) = 0 to rounding is returned as is (relu at
+    monotone, plain iteration decides. A step past L(q) could jump over a pair of roots (a stable q* and
+    the unstable one above it, close together near a tangency: mish at its edge of chaos, σ_b² = 0.1): below
+    FINE_BELOW·max(1, σ_w², σ_b²) the upward steps are max(L(q), FINE_GROWTH·q) instead, so F is sampled
+    every 9 % there. q0 with F(q0) = 0 to rounding is returned as is (relu at
     σ_w² = 2, σ_b² = 0: every q is a fixed point). Below Q_TINY with L(0) = 0 the answer is 0.
     """
     act = _as_act(act)
@@ -598,6 +603,7 @@ def fixed_point(act, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> float
         return math.inf
 
     cap = _q_cap(w, b)
+    fine_below = FINE_BELOW * max(1.0, w, b)
 
     def F(q):
         return _excess(act, q, w, b)
@@ -627,7 +633,7 @@ def fixed_point(act, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> float
             if f_hi < 0:
                 break
             lo, l_lo = hi, l_hi
-            hi = max(l_hi, 2.0 * hi)
+            hi = max(l_hi, (2.0 if hi > fine_below else FINE_GROWTH) * hi)
     else:                                          # decreasing: largest root below q0, or 0
         hi, l_hi = q0, q0 + f0
         lo = max(l_hi, 0.0)

@@ -1063,6 +1063,10 @@ def _analyse(act: Activation) -> tuple[list[_Seg], dict]:
             if c is not None:
                 best = _Cand(best.seg.d(2).subs(x, c), c, True, True)
         curv = best if sign > 0 else _Cand(-best.value, best.at, best.exact, best.attained)
+        # the largest |φ″| at the sampling grid's edge (x³: 6·9999.99) is a lower bound of an unbounded sup
+        if (curv.value.is_finite and not curv.exact and abs(_num(curv.at)) >= 1e3
+                and _grows_without_bound(e, 2)):
+            curv = _Cand(sp.oo, sp.oo if _num(curv.at) > 0 else -sp.oo, False, False)
     if not curv.exact:
         numeric.append("curvature")
     lip_on = tuple((s.lo, s.hi) for s in segs if not s.d(1).has(x) and lip.value.is_finite

@@ -35,7 +35,6 @@ __all__ = ["SMOOTH", "CHANCE_MARGIN", "LinFit", "ExpFit", "steps_to_fraction", "
 
 SMOOTH = 5
 CHANCE_MARGIN = 0.05
-_Z = 1.959963984540054
 
 
 def _clean(t, y) -> tuple[np.ndarray, np.ndarray]:
@@ -212,9 +211,10 @@ def fit_exp(t: Sequence[float], y: Sequence[float]) -> ExpFit | None:
 
     k is searched on a log grid over [10⁻³, 10³]/span (profiling out a and c), refined by a bounded
     scalar search; the Gauss–Newton covariance at the optimum, inflated for AR(1) residuals, gives the
-    intervals of k and a.
+    intervals of k and a (Student t with n_eff − p degrees of freedom, as in ``linear_fit``).
     """
     from scipy import optimize
+    from scipy.stats import t as student
 
     t, y = _clean(t, y)
     if len(t) < 5:
@@ -245,8 +245,11 @@ def fit_exp(t: Sequence[float], y: Sequence[float]) -> ExpFit | None:
     if not (np.isfinite(var_k) and var_k >= 0 and np.isfinite(var_a) and var_a >= 0):
         var_a = var_k = math.inf
     sk, sa = math.sqrt(var_k), math.sqrt(var_a)
-    k_lo, k_hi = k - _Z * sk * math.sqrt(f), k + _Z * sk * math.sqrt(f)
-    a_lo, a_hi = a - _Z * sa * math.sqrt(f), a + _Z * sa * math.sqrt(f)
+    # Student t as in ``linear_fit``: n_eff − p degrees of freedom (at least 1), n_eff = max(n/f, 3)
+    q = float(student.ppf(0.975, max(max(len(t0) / f, 3.0) - J.shape[1], 1.0)))
+    q_naive = float(student.ppf(0.975, max(dof, 1)))
+    k_lo, k_hi = k - q * sk * math.sqrt(f), k + q * sk * math.sqrt(f)
+    a_lo, a_hi = a - q * sa * math.sqrt(f), a + q * sa * math.sqrt(f)
     if not k_lo > 0:
         why = f"the 95 % interval of k [{k_lo:.3g}, {k_hi:.3g}] contains 0"
     elif a_lo <= 0 <= a_hi:
@@ -256,4 +259,4 @@ def fit_exp(t: Sequence[float], y: Sequence[float]) -> ExpFit | None:
     else:
         why = ""
     return ExpFit(float(a), k, float(c), k_lo, k_hi, a_lo, a_hi, rho,
-                  k - _Z * sk, k + _Z * sk, why)
+                  k - q_naive * sk, k + q_naive * sk, why)

@@ -189,9 +189,15 @@ class RunTheory:
         return np.array([chi1(self.activation, float(q), self.sigma_w2[min(l + 1, len(self.sigma_w2) - 1)])
                          for l, q in enumerate(q_measured)])
 
+    @property
+    def hidden_sigmas(self) -> tuple[float, float]:
+        """(σ_w², σ_b²) of the deepest hidden layer (entry −2: the last entry is the output layer's)."""
+        i = max(len(self.sigma_w2) - 2, 0)
+        return self.sigma_w2[i], self.sigma_b2[i]
+
     def q_star(self) -> float:
-        """The length map's fixed point reached from q_1 (σ_w², σ_b² of the deeper layers)."""
-        return q_star(self.activation, self.sigma_w2[-1], self.sigma_b2[-1], self.q1)
+        """The length map's fixed point reached from q_1 (σ_w², σ_b² of the deepest hidden layer)."""
+        return q_star(self.activation, *self.hidden_sigmas, self.q1)
 
 
 @lru_cache(maxsize=None)

@@ -45,7 +45,7 @@ def section(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
     """Markdown for a study whose folder has the trainability tables; '' otherwise."""
     import pandas as pd
 
-    from empirical.analysis.claims.trainability import AGREEMENT_MIN, C_TOL, TRAINED_MARGIN
+    from empirical.analysis.claims.trainability import AGREEMENT_MIN, C_TOL, RATE_WINDOW, TRAINED_MARGIN, XI_RTOL
     from empirical.analysis.results_schema import read_csv
 
     if not (figdir / "trainability_heatmaps.png").is_file():
@@ -116,7 +116,8 @@ def section(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
         if len(lm):
             c = lm.groupby("activation")["verdict"].value_counts().unstack(fill_value=0)
             out.append("Maximum trainable depth per σ_w² against k·ξ_c (held when L_max ≤ 1.5·k·ξ_c and the next "
-                       "grid depth ≥ k·ξ_c/1.5), claims per verdict:\n")
+                       "grid depth ≥ k·ξ_c/1.5; not applicable where q\\* = ∞, since ξ_c is defined at q\\*; inconclusive when the "
+                       "grid only bounds k), claims per verdict:\n")
             out.append(_table(["activation", *c.columns], [[a, *map(str, r)] for a, r in c.iterrows()]))
     out.append("### Correlation propagation at initialisation\n")
     spec = {}
@@ -126,8 +127,13 @@ def section(study: Path, figdir: Path, rel_root: str, pred=None) -> str:
                f"width {spec.get('width', '?')} and depth {spec.get('depth', '?')}, seeds {spec.get('seeds', '?')}, "
                "8 input pairs per net, no training: measured c_l and q_l per layer (points, ±2 standard errors over "
                "seeds) against the mean-field correlation map and length map iterated from c_1 = (σ_w² c₀ + σ_b²)/q_1, "
-               f"q_1 = σ_w² + σ_b² (lines). Claim: |c̄_l − c_l| ≤ {C_TOL:g} at the worst layer (95 % interval over "
-               "seeds); q: |mean log(q̄_l/q_l)| ≤ 0.1 + √(L/N); the approach rate to c* against ξ_c.\n")
+               f"q_1 = σ_w² + σ_b² (lines). Claims: |c̄_l − c_l| ≤ {C_TOL:g} at every layer (each layer's 95 % "
+               "interval over seeds: held when all lie inside, failed when one lies wholly outside); q: the mean over "
+               "layers of log(q_l/q_l(map)) per seed, its 95 % interval over seeds within ±(0.1 + √(L/N)); the depth "
+               "scale of the approach of c_l to c\\*, fitted per seed over the layers where the map's own |c_l − c\\*| "
+               f"lies in [{RATE_WINDOW[0]:g}, {RATE_WINDOW[1]:g}], against the map's own over the same layers (ξ_c at "
+               f"q\\* is the far-depth limit, which those layers have not reached), within {XI_RTOL:.0%} on the 95 % "
+               "interval.\n")
     if (figdir / "correlation_c.png").is_file():
         out.append(f"![c_l measured and predicted]({rel_root}/correlation_c.png)\n")
         out.append("*c_l per layer at three σ_w²; both c₀ start points. Points: measured; lines: the map.*\n")

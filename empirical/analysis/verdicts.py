@@ -6,7 +6,7 @@ Kinds (counted separately on every page; sanity checks apart from the rest):
 - ``prediction``: a number from theory with a tolerance, |m̄ − p| ≤ tol. With seeds the 95 % interval
   [lo, hi] of the mean m̄ decides: inside [p − tol, p + tol] → held, disjoint from it → failed,
   straddling an edge → inconclusive (and the number of seeds that would make the interval narrow
-  enough is given). With one seed the point value decides.
+  enough is given). One seed gives no interval: inconclusive (run ≥ 2 seeds).
 - ``bound``: m ≤ b(1 + tol), a one-sided inequality predicted by theory.
 - ``ordering``: a predicted order or trend (a rank, a monotone profile), by its stated test.
 - ``hypothesis``: a claim from the seeds, tested across seeds paired by seed: one-sided exact test of
@@ -126,9 +126,8 @@ def tolerance_verdict(m: float, p: float, tol: float, lo: float = math.nan, hi: 
         return NOT_APPLICABLE, "no finite measurement or prediction"
     a, b = p - tol, p + tol
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        ok = abs(m - p) <= tol
-        return (HELD if ok else FAILED), (f"|m − p| = {abs(m - p):.3g} {'≤' if ok else '>'} tol = {tol:.3g} "
-                                          "(one seed: no interval)")
+        return INCONCLUSIVE, (f"one seed gives no interval; run ≥ 2 seeds (|m − p| = {abs(m - p):.3g}, "
+                              f"tol = {tol:.3g})")
     if a <= lo and hi <= b:
         return HELD, f"95 % interval of m [{lo:.3g}, {hi:.3g}] lies within p ± tol [{a:.3g}, {b:.3g}]"
     if hi < a or lo > b:

@@ -18,7 +18,9 @@ def test_tolerance_rule_uses_the_interval_of_the_mean():
     v, why = V.tolerance_verdict(m, 1.0, 0.1, lo, hi, sd)
     assert v == V.INCONCLUSIVE and "straddles" in why
     assert V.tolerance_verdict(math.nan, 1.0, 0.1)[0] == V.NOT_APPLICABLE
-    assert V.tolerance_verdict(1.05, 1.0, 0.1)[0] == V.HELD  # one seed: the point decides
+    for m in (1.05, 3.0):                                    # one seed: no interval, neither held nor failed
+        v, why = V.tolerance_verdict(m, 1.0, 0.1)
+        assert v == V.INCONCLUSIVE and "run ≥ 2 seeds" in why
 
 
 def test_seeds_for_interval_is_the_first_n_that_fits():

@@ -351,3 +351,22 @@ def test_end_to_end_tiny_depth_sweep(tmp_path, capsys):
             ("sigmoid_flat_low_sample", "sigmoid")} <= have
     assert (df[df["kind"] == "sanity"]["verdict"] != FAILED).all()
     assert set(df["kind"]) <= {"prediction", "bound", "ordering", "hypothesis", "sanity"}
+
+
+def test_a_bound_of_zero_under_a_nonzero_gradient_fails_the_lipschitz_check(tmp_path):
+    """‖∂L/∂h_3‖ = 0 while ‖∂L/∂z_3‖ > 0 is a ratio of ∞ (‖∂L/∂z‖ ≤ Lip·‖∂L/∂h‖ violated), not a value to drop."""
+    def tweak(act, seed, rows):
+        if act == "tanh" and seed == 2:
+            rows[("grad_norm_h", 3, 10)] = 0.0
+    st = load_study(str(write_study(tmp_path, tweak=tweak)))
+    lip = _one(predict([st]), "lipschitz_backprop_bound", "tanh")
+    assert lip.verdict == FAILED and math.isinf(lip.measured) and "BUG" in lip.reason
+
+
+def test_far_depth_prediction_uses_the_hidden_layers_sigmas():
+    """Xavier on 784-256×8-10: hidden σ_w² = 1, the output layer's 2·256/266. tanh at σ_w² = 1, σ_b² = 0 decays
+    to q* = 0 (χ₁ = 1); the output layer's σ_w² would give q* > 0."""
+    from empirical.analysis.theory_bridge import _theory
+    th = _theory("tanh", (1.0,) * 8 + (2 * 256 / 266,), (0.0,) * 9, 1.0)
+    assert th.hidden_sigmas == (1.0, 0.0) and th.q_star() == 0.0
+    assert meanfield.fixed_point(lookup("tanh"), 2 * 256 / 266, 0.0, th.q1) > 0.1

@@ -365,3 +365,30 @@ def test_init_sigma_w2():
     # the theory's explanation of the seeds' vanishing gradients: torch default is deep in the ordered phase
     for name in ("tanh", "relu", "sigmoid"):
         assert mf.summary(name, 1 / 3, 0.0).chi1 < 0.5
+
+
+@pytest.mark.parametrize("w, b, q0, lo, hi", [(2.0068545696463875, 0.1, 0.3, 1.6, 1.9),   # mish's edge, σ_b² = 0.1
+                                              (2.104798, 0.05, 0.4547, 0.46, 0.55)])
+def test_fixed_point_does_not_step_over_a_close_pair_of_roots(w, b, q0, lo, hi):
+    """Near a tangency F = L(q) − q dips below 0 only on a short interval (a stable q* and the unstable root
+    above it): doubling q from q0 once jumped over it and reported ∞. Reference: the root of F computed by
+    scipy quadrature of mish directly, bracketed in [lo, hi]."""
+    from scipy import integrate, optimize
+
+    def mish(x):
+        return x * math.tanh(math.log1p(math.exp(x)) if x < 30 else x)
+
+    def F(q):
+        e = integrate.quad(lambda u: mish(math.sqrt(q) * u) ** 2 * math.exp(-u * u / 2), -40, 40, limit=200)[0]
+        return w * e / math.sqrt(2 * math.pi) + b - q
+
+    assert F(lo) > 0 > F(hi)
+    ref = optimize.brentq(F, lo, hi, xtol=1e-13)
+    assert mf.fixed_point("mish", w, b, q0) == pytest.approx(ref, rel=1e-8)
+
+
+def test_the_edge_reached_from_below_a_close_root_pair():
+    """mish at σ_b² = 0.1 started at q0 = 0.3 converges to q* = 1.7716 with χ₁ = 1: that σ_w² is its edge."""
+    w = mf.critical_sigma_w2("mish", 0.1, q0=0.3)
+    assert w == pytest.approx(2.0068545696463875, rel=1e-9)
+    assert mf.chi1("mish", mf.fixed_point("mish", w, 0.1, 0.3), w) == pytest.approx(1.0, abs=1e-9)

@@ -133,6 +133,9 @@ CASES = [
     ("where(x<0, exp(x)-1, x)", "curvature", 1.0),
     ("1/(1+exp(-2*x))", "lipschitz", 0.5),
     ("x**3 + x", "monotonic", "strictly increasing"),
+    ("x**3", "curvature", INF),                      # sup |6x| = ∞, not 6·(the sampling grid's edge)
+    ("where(x<0, 0, x**3)", "curvature", INF),
+    ("x + x**3/10", "curvature", INF),
 ]
 
 

@@ -13,8 +13,10 @@ update's stability threshold τ (2/η for gradient descent, (2 + 2β)/η with mo
 
 Plateaus (``empirical.analysis.plateaus``), per study: across runs, the steps spent on plateaus rise as
 the first-layer gradient norm at initialisation falls (the descent lemma's progress per step is
-∝ ‖∇L‖²): Spearman ρ(plateau steps, ‖∂L/∂W₁‖ at init) < 0 with a one-sided p < 0.05 → held, ρ > 0 with
-p < 0.05 → failed, else inconclusive. The same test against the saturated fraction at init is recorded.
+∝ ‖∇L‖²): Spearman ρ(plateau steps, ‖∂L/∂W₁‖ at init) < 0. The same against the saturated fraction at init
+(ρ > 0). Each is tested by a one-sided permutation p (most runs have no plateau, so ranks are heavily tied and
+the t approximation is anti-conservative), Holm over the two: p_Holm ≤ 0.05 → held, the opposite direction's
+p_Holm ≤ 0.05 → failed, else inconclusive.
 """
 from __future__ import annotations
 
@@ -22,11 +24,11 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from empirical.analysis import stats as S
 from empirical.analysis.plateaus import plateau_table
 from empirical.analysis.results_schema import Study, setting_groups
-from empirical.analysis.verdicts import FAILED, HELD, INCONCLUSIVE, NOT_APPLICABLE, Prediction, interval, make
+from empirical.analysis.verdicts import ALPHA, FAILED, HELD, INCONCLUSIVE, NOT_APPLICABLE, Prediction, interval, make
 REACH, ABOVE, ABOVE_FRACTION = 0.8, 1.2, 0.25
 
 
@@ -161,27 +163,43 @@ def plateau_frame(study: Study) -> pd.DataFrame:
     return out
 
 
-def _spearman_claim(study, pf, col, label, sign, setting) -> Prediction:
+def _spearman_test(pf, col, label, sign):
+    """(claim, relation, runs, runs with a plateau, ρ, p, p_opposite, sign, reason if untestable) of one plateau
+    hypothesis; p is one-sided in the predicted direction, by permutation (``stats.spearman_permutation``)."""
     claim = f"plateau steps {label}"
-    rel = f"Spearman ρ(plateau steps, {col}) {'<' if sign < 0 else '>'} 0, one-sided p < 0.05"
+    rel = (f"Spearman ρ(plateau steps, {col}) {'<' if sign < 0 else '>'} 0, one-sided permutation p, "
+           f"Holm over the study's two plateau claims, α = {ALPHA:g}")
     d = pf.dropna(subset=[col])
     n_pl = int((d["plateau_steps"] > 0).sum())
     if len(d) < 4 or d["plateau_steps"].nunique() < 2 or d[col].nunique() < 2:
-        return make(study, "hypothesis", claim, "all", setting, relation=rel, verdict=NOT_APPLICABLE,
-                    reason=f"{len(d)} runs, {n_pl} with a plateau: too few, or no variation, to rank")
-    rho, p_two = stats.spearmanr(d["plateau_steps"], d[col])
-    p = p_two / 2 if np.sign(rho) == sign else 1 - p_two / 2
-    v = HELD if p < 0.05 else FAILED if 1 - p < 0.05 else INCONCLUSIVE
-    more = "" if v != INCONCLUSIVE else "; more runs with plateaus would decide"
-    return make(study, "hypothesis", claim, "all", setting, relation=rel, predicted=float(sign),
-                measured=float(rho), n=len(d), p_value=float(p), tolerance=0.0, verdict=v,
-                reason=f"ρ = {rho:.3g} over {len(d)} runs ({n_pl} with a plateau), one-sided p = {p:.3g}{more}")
+        return claim, rel, d, n_pl, math.nan, math.nan, math.nan, sign, (
+            f"{len(d)} runs, {n_pl} with a plateau: too few, or no variation, to rank")
+    rho, p_g, p_l = S.spearman_permutation(d["plateau_steps"].to_numpy(float), d[col].to_numpy(float))
+    p, q = (p_g, p_l) if sign > 0 else (p_l, p_g)
+    return claim, rel, d, n_pl, rho, p, q, sign, ""
 
 
 def plateaus(study: Study) -> list[Prediction]:
+    """The two plateau hypotheses of a study, one Holm family: held iff p_Holm ≤ α, failed iff the opposite
+    direction's p_Holm ≤ α, else inconclusive."""
     pf = plateau_frame(study)
     if not len(pf) or int(pf["plateau_steps"].sum()) == 0:
         return []
     setting = "all runs"
-    return [_spearman_claim(study, pf, "grad_w1_init", "fall as ‖∂L/∂W₁‖ at init rises", -1, setting),
-            _spearman_claim(study, pf, "saturated_init", "rise with the saturated fraction at init", +1, setting)]
+    tests = [_spearman_test(pf, "grad_w1_init", "fall as ‖∂L/∂W₁‖ at init rises", -1),
+             _spearman_test(pf, "saturated_init", "rise with the saturated fraction at init", +1)]
+    p_adj = S.holm([t[5] for t in tests])
+    q_adj = S.holm([t[6] for t in tests])
+    out = []
+    for (claim, rel, d, n_pl, rho, p, q, sign, why), pa, qa in zip(tests, p_adj, q_adj):
+        if why:
+            out.append(make(study, "hypothesis", claim, "all", setting, relation=rel, verdict=NOT_APPLICABLE,
+                            reason=why))
+            continue
+        v = HELD if pa <= ALPHA else FAILED if qa <= ALPHA else INCONCLUSIVE
+        more = "" if v != INCONCLUSIVE else "; more runs with plateaus would decide"
+        out.append(make(study, "hypothesis", claim, "all", setting, relation=rel, predicted=float(sign), measured=float(rho), n=len(d), p_value=float(p), p_adjusted=float(pa), tolerance=0.0,
+                        verdict=v, reason=(f"ρ = {rho:.3g} over {len(d)} runs ({n_pl} with a plateau), one-sided "
+                                           f"permutation p = {p:.3g} (Holm {pa:.3g}), opposite p = {q:.3g} "
+                                           f"(Holm {qa:.3g}){more}")))
+    return out

@@ -84,7 +84,7 @@ def gradient_flow(study: Study) -> list[Claim]:
                         lc = np.log(prof.chi_at([qm[l] for l in range(1, depth + 1)]))
                     given_q.append(-slope(ok, [cumulative(lc)[l - 1] for l in ok]))
             qs = prof.q_star()
-            naive.append(math.log(chi1(act, qs, prof.sigma_w2[-1])) if not math.isnan(qs) else math.nan)
+            naive.append(math.log(chi1(act, qs, prof.hidden_sigmas[0])) if not math.isnan(qs) else math.nan)
         m, s = mean_std(meas)
         p, _ = mean_std(pred)
         pn, _ = mean_std(naive)

@@ -65,15 +65,18 @@ def lipschitz_bound(study: Study) -> list[Claim]:
                                ("zz", gz_prev, lip * ws * gz)):
             ok = np.isfinite(lhs) & np.isfinite(rhs) & (lhs > TINY) & (gz > TINY)
             skipped += int((np.isfinite(lhs) & np.isfinite(rhs) & ~ok).sum())
-            r = (lhs[ok] / rhs[ok]).replace([np.inf], np.inf)
+            with np.errstate(divide="ignore"):
+                r = lhs[ok] / rhs[ok]
             ratios[name] = float(r.max()) if len(r) else math.nan
-        mx = max((v for v in ratios.values() if np.isfinite(v)), default=math.nan)
+        # a bound of 0 under a gradient above 1e-30 is a ratio of inf: a violation, not a missing value
+        mx = max((v for v in ratios.values() if not np.isnan(v)), default=math.nan)
         n = int(np.isfinite(gz_prev).sum())
-        if not np.isfinite(mx):
+        if np.isnan(mx):
             out.append(make(study, "sanity", "lipschitz_backprop_bound", act, "all runs", LIP_RELATION,
                             predicted=1.0, tolerance=1e-4, reason="no layer pair with norms above 1e-30"))
             continue
-        v, reason = bound_verdict(mx, 1.0, 1e-4, "max ratio")
+        v, reason = (bound_verdict(mx, 1.0, 1e-4, "max ratio") if np.isfinite(mx) else
+                     (FAILED, "max ratio = inf: a bound of 0 under a gradient norm above 1e-30"))
         why = (f"Lip(φ) = {lip:.4g}; max ratio ‖∂L/∂h_(l−1)‖/(‖W_l‖₂‖∂L/∂z_l‖) = {ratios['h']:.3g}, "
                f"‖∂L/∂z_(l−1)‖/(Lip‖∂L/∂h_(l−1)‖) = {ratios['z']:.3g}, combined {ratios['zz']:.3g}; "
                f"{n} layer pairs in {len(mlp)} runs" + (f", {skipped} below 1e-30 skipped" if skipped else ""))
