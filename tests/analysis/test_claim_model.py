@@ -62,3 +62,14 @@ def test_counts_cover_every_kind_and_verdict():
     assert set(c) == set(V.KINDS) and all(set(v) == set(V.VERDICTS) for v in c.values())
     with pytest.raises(ValueError):
         V.Claim("s", "theorem", "b", "-", "x", "r")
+
+
+def test_one_sided_and_equivalence_claims_say_how_many_seeds_would_decide():
+    """An interval across the edge names the fewest seeds whose t-interval half-width is below |m − edge|."""
+    from scipy.stats import t
+
+    from empirical.analysis.claims.curvature import _side
+    m, sd, lo, hi, n = V.interval([0.6, 1.4, 1.2, 0.8])
+    v, why = _side(lo, hi, 0.9, above=True, what="peak", m=m, sd=sd)
+    need = next(k for k in range(2, 1000) if t.ppf(0.975, k - 1) * sd / math.sqrt(k) <= abs(m - 0.9))
+    assert v == V.INCONCLUSIVE and f"about {need} seeds would decide" in why and need > n

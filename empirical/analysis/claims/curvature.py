@@ -28,7 +28,8 @@ import pandas as pd
 from empirical.analysis import stats as S
 from empirical.analysis.plateaus import plateau_table
 from empirical.analysis.results_schema import Study, setting_groups
-from empirical.analysis.verdicts import ALPHA, FAILED, HELD, INCONCLUSIVE, NOT_APPLICABLE, Prediction, interval, make
+from empirical.analysis.verdicts import (ALPHA, FAILED, HELD, INCONCLUSIVE, NOT_APPLICABLE, Prediction, interval, make,
+                                         seeds_for_interval)
 REACH, ABOVE, ABOVE_FRACTION = 0.8, 1.2, 0.25
 
 
@@ -75,10 +76,11 @@ def _run_stats(d: pd.DataFrame) -> tuple[float, float, float, bool]:
     return float(lam[0]), float(lam.max()), frac, bool(len(lam) > 1 and int(np.argmax(lam)) == 0)
 
 
-def _side(lo: float, hi: float, edge: float, above: bool, what: str, edge_txt: str = "") -> tuple[str, str]:
-    """Verdict of 'm ≥ edge' (``above``) or 'm ≤ edge' from the 95 % interval [lo, hi] of the seed mean:
-    held when the whole interval is on the claimed side, failed when it is wholly on the other, else
-    inconclusive (more seeds would narrow it)."""
+def _side(lo: float, hi: float, edge: float, above: bool, what: str, edge_txt: str = "", m: float = math.nan,
+          sd: float = math.nan) -> tuple[str, str]:
+    """Verdict of 'm ≥ edge' (``above``) or 'm ≤ edge' from the 95 % interval [lo, hi] of the seed mean m (sd
+    over seeds): held when the whole interval is on the claimed side, failed when it is wholly on the other, else
+    inconclusive, with the seeds whose interval would be narrower than |m − edge|."""
     e = edge_txt or f"{edge:.3g}"
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return INCONCLUSIVE, f"{what}: one seed gives no interval; run ≥ 2 seeds"
@@ -90,7 +92,9 @@ def _side(lo: float, hi: float, edge: float, above: bool, what: str, edge_txt: s
         return HELD, f"{what}, {iv} {rel} {e}"
     if bad:
         return FAILED, f"{what}, {iv} wholly on the other side of {e}"
-    return INCONCLUSIVE, f"{what}, {iv} straddles {e}: more seeds would decide"
+    need = seeds_for_interval(sd, abs(m - edge)) if m != edge else None
+    return INCONCLUSIVE, f"{what}, {iv} straddles {e}: " + (f"about {need} seeds would decide" if need else
+                                                              "more seeds would decide")
 
 
 def edge_of_stability(study: Study) -> list[Prediction]:
@@ -113,7 +117,7 @@ def edge_of_stability(study: Study) -> list[Prediction]:
                 v, why = NOT_APPLICABLE, f"{kind} = {start:.3g} ≥ {limit} = {tau:.3g} already at step 0"
             else:
                 v, why = _side(lo, hi, REACH * tau, above=True, what=f"peak (mean of {n} seeds) {peak:.3g}",
-                               edge_txt=f"{REACH}·{limit} = {REACH * tau:.3g}")
+                               edge_txt=f"{REACH}·{limit} = {REACH * tau:.3g}", m=peak, sd=sd)
             out.append(make(study, "bound", f"sharpening reaches the edge of stability ({limit})", act, setting,
                             relation=reach, predicted=tau, measured=peak, lo=lo, hi=hi, measured_std=sd, n=n,
                             tolerance=(1 - REACH) * tau, verdict=v, reason=why,
@@ -129,7 +133,7 @@ def edge_of_stability(study: Study) -> list[Prediction]:
                 continue
             m, sd, lo, hi, n = interval(fr)
             v, why = _side(lo, hi, ABOVE_FRACTION, above=False, what=f"fraction (mean of {n} seeds) {m:.3g}",
-                           edge_txt=str(ABOVE_FRACTION))
+                           edge_txt=str(ABOVE_FRACTION), m=m, sd=sd)
             out.append(make(study, "bound", f"sharpness does not stay above {limit}", act, setting, relation=above,
                             predicted=ABOVE_FRACTION, measured=m, lo=lo, hi=hi, measured_std=sd, n=n, tolerance=0.0,
                             verdict=v, reason=why))

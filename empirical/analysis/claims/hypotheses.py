@@ -31,7 +31,7 @@ from empirical.analysis import events as EV
 from empirical.analysis import stats as S
 from empirical.analysis.results_schema import Study, setting_groups
 from empirical.analysis.verdicts import (FAILED, HELD, INCONCLUSIVE, NOT_APPLICABLE, Claim, apply_holm, interval,
-                                         make)
+                                         make, seeds_for_interval)
 
 __all__ = ["hypotheses", "run_measures", "RunMeasures", "TARGET_ACC", "MIN_STEPS_FOR_DECAY", "LOWSAMPLE_COMMAND",
            "FLAT_FRACTION"]
@@ -282,8 +282,10 @@ def _flat(study: Study, setting: str, g: pd.DataFrame, which: str) -> Claim | No
     state = CV.flatness(lo, hi, band)
     v = {"flat": HELD, "not flat": FAILED, "undetermined": INCONCLUSIVE}[state]
     r2 = float(np.mean([f.r2 for f in fits]))
+    need = seeds_for_interval(sd, abs(band - abs(m))) if n >= 2 and abs(m) != band else None
     reason = (f"slope {m:.3g} [{lo:.3g}, {hi:.3g}] per epoch vs band ±{band:.3g}: {state}"
-              + ("" if v != INCONCLUSIVE else f" (the interval straddles the band's edge; more seeds would narrow it)"))
+              + ("" if v != INCONCLUSIVE else " (the interval straddles the band's edge; "
+                 + (f"about {need} seeds would decide)" if need else "more seeds would narrow it)")))
     return make(study, "hypothesis", claim, "sigmoid", setting, rel, predicted=0.0, measured=m, lo=lo, hi=hi,
                 measured_std=sd, tolerance=band, n=n, verdict=v, reason=reason,
                 detail=f"mean R² {r2:.2g}; per-seed slopes {', '.join(f'{x:.3g}' for x in slopes[:6])}; "
