@@ -1116,8 +1116,9 @@ def critical_sigma_w2(act, sigma_b2: float = 0.0, q0: float = 1.0, sigma_w2_max:
     puts a network started at q0 at χ₁ = 1 (e.g. silu, gelu, mish at σ_b² = 0, where q* jumps from
     0 to inf). See ``edge_of_chaos`` for every solution with its kind.
     Measured (σ_b² = 0 / 0.05): tanh 1 (q* = 0) / 1.7610; relu 2 (q* = q0) / 2 (limit); elu 1 /
-    1.5337; hardtanh 1 / 1.1655; selu 2/(λ²(1+α²)) = 0.4768 (q* = 0) / 0.9018; telu 1.7240 (q* = 0);
-    gelu at σ_b² = 0.3: 1.9562 (q* = 8.77); sigmoid at σ_b² = 0: 102 (q* = 100).
+    1.5337; hardtanh 1 / 1.1655; selu 2/(λ²(1+α²)) = 0.4768 (q* = 0) / 0.9018; telu nan at σ_b² = 0 (its
+    edge at 1.7240, q* = 0, is critical-unstable: q moves away from 0); gelu at σ_b² = 0.3: 1.9562 (q* = 8.77);
+    sigmoid at σ_b² = 0: 103.008 (q* = 45.62).
     """
     recs = [e for e in edge_of_chaos(act, sigma_b2, q0) if e.reached_from_q0 and e.sigma_w2 <= sigma_w2_max]
     for kind in ("critical", "q-infinity-limit"):
