@@ -178,11 +178,13 @@ def finding_deepest(pred, root, figdirs):
             return f"{_fmt(r['measured'])} (95 % t interval over {n} seeds {_fmt(r['measured'] - h)} to {_fmt(r['measured'] + h)})"
         return f"{_fmt(r['measured'])} (a single seed)"
     total = f" over {depth} layers" if depth else ""
+    across = (f"a factor $e^{{{_fmt(abs(worst['measured']) * (depth - 1))}}}$ from layer {depth} to layer 1"
+              if depth and depth > 1 else "per layer")
     return Finding(
         "Which networks keep their gradient with depth, and why.",
         f"Measured change of $\\log\\lVert\\partial L/\\partial z_l\\rVert^2$ per layer{total}: flattest for {best['activation']} with "
         f"`{best['setting']}`: {ci(best)}; steepest for {worst['activation']} with `{worst['setting']}`: {ci(worst)}, "
-        f"a factor $e^{{{_fmt(abs(worst['measured']) * (depth or 1))}}}$ across the network. The factor is set by "
+        f"{across}. The factor is set by "
         f"χ₁ = $\\sigma_w^2$ E[φ′(z)²] per layer: initialising at χ₁ = 1 (the edge of chaos) keeps it flat.",
         study, "depth_profile", row_anchor(study, worst.name))
 
@@ -220,28 +222,41 @@ def finding_adam(pred, root, figdirs):
 
 
 def finding_plateaus(pred, root, figdirs):
-    """Stated on the study with the most runs that draws the plateaus; the other studies' ρ follow."""
-    d = _drawn(_rows(pred, claim="plateau steps fall as ‖∂L/∂W₁‖ at init rises").dropna(subset=["measured"]),
-               figdirs, "plateaus")
+    """Stated on the study with the most runs that draws the plateaus; every other study with the claims follows,
+    with both claims' ρ and verdicts."""
+    claim, sat_claim = ("plateau steps fall as ‖∂L/∂W₁‖ at init rises",
+                        "plateau steps rise with the saturated fraction at init")
+    every = _rows(pred, claim=claim).dropna(subset=["measured"])
+    d = _drawn(every, figdirs, "plateaus")
     if not len(d):
         return None
     sizes = {}
-    for study in d["study"].unique():
+    for study in every["study"].unique():
         runs = read_csv(root / study / "runs.csv")
         sizes[study] = len(runs) if runs is not None else 0
-    order = sorted(d.index, key=lambda i: -sizes[d.at[i, "study"]])
-    r = d.loc[order[0]]
+    r = d.loc[sorted(d.index, key=lambda i: -sizes[d.at[i, "study"]])[0]]
     study, n = r["study"], sizes[r["study"]]
     lo, hi = fisher_interval(float(r["measured"]), n)
-    sat = _rows(pred, study=study, claim="plateau steps rise with the saturated fraction at init")
+
+    def sat_of(st):
+        sat = _rows(pred, study=st, claim=sat_claim)
+        return sat.iloc[0] if len(sat) and np.isfinite(sat["measured"].iloc[0]) else None
+
     sat_txt = ""
-    if len(sat) and np.isfinite(sat["measured"].iloc[0]):
+    sat = sat_of(study)
+    if sat is not None:
         how = {"held": "They also rise with the saturated fraction at init",
                "failed": "The saturated fraction at init does not explain them"}.get(
-            str(sat["verdict"].iloc[0]), "Whether they rise with the saturated fraction at init is not decided")
-        sat_txt = f" {how} (ρ = {_fmt(sat['measured'].iloc[0])}, {sat['verdict'].iloc[0]})."
-    others = "; ".join(f"`{d.at[i, 'study']}` ({sizes[d.at[i, 'study']]} runs) ρ = {_fmt(d.at[i, 'measured'])}, "
-                       f"{d.at[i, 'verdict']}" for i in order[1:])
+            str(sat["verdict"]), "Whether they rise with the saturated fraction at init is not decided")
+        sat_txt = f" {how} (ρ = {_fmt(sat['measured'])}, {sat['verdict']})."
+    rest = sorted((i for i in every.index if every.at[i, "study"] != study), key=lambda i: -sizes[every.at[i, "study"]])
+
+    def other(i):
+        st = every.at[i, "study"]
+        s_ = sat_of(st)
+        return (f"`{st}` ({sizes[st]} runs) ρ = {_fmt(every.at[i, 'measured'])}, {every.at[i, 'verdict']}"
+                + (f"; saturated fraction ρ = {_fmt(s_['measured'])}, {s_['verdict']}" if s_ is not None else ""))
+    others = "; ".join(other(i) for i in rest)
     return Finding(
         {"held": "Plateaus come with small initial gradients.",
          "failed": "Plateaus do not come with small initial gradients."}.get(
@@ -436,7 +451,8 @@ def recommendations_md(pred: pd.DataFrame | None, found: list[Finding]) -> str:
     if len(crit):
         r = crit.loc[crit["measured"].abs().idxmax()] if crit["measured"].notna().any() else crit.iloc[0]
         out.append(("Deep plain networks (tens of layers): initialise at the edge of chaos for your activation "
-                    "(`--init critical`), whatever the activation.",
+                    "(`--init critical`) where it has one at your $\\sigma_b^2$ (the CLI refuses it for the others, "
+                    "e.g. GELU and SiLU at $\\sigma_b^2$ = 0.05, whose only edge is unstable).",
                     f"With it the gradient changed by at most {_fmt(abs(r['measured']))} in $\\log\\lVert\\partial L/\\partial z\\rVert^2$ per layer "
                     f"over {len(crit)} activations", link(r)))
     slope = _rows(pred, claim="grad_slope_layerwise").dropna(subset=["measured"])
@@ -448,8 +464,10 @@ def recommendations_md(pred: pd.DataFrame | None, found: list[Finding]) -> str:
     eos = _rows(pred, prefix="sharpening reaches the edge of stability (2/")
     if len(eos):
         r = eos[eos["verdict"] == "held"].iloc[0] if (eos["verdict"] == "held").any() else eos.iloc[0]
+        held = int((eos["verdict"] == "held").sum())
         out.append(("With large full-batch steps, pick η for the curvature you will reach, not the curvature at "
-                    "the start: sharpness climbs to 2/η for most activations.",
+                    f"the start: sharpness climbed to 0.8·2/η or beyond for {held} of {len(eos)} activations "
+                    f"({_verdict_tally(eos)}).",
                     f"{r['activation']}: peak $\\lambda_{{\\max}}$ {_fmt(r['measured'])} against 2/η = {_fmt(r['predicted'])}",
                     link(r)))
     dead = _rows(pred, claim="dead_units_grow_with_depth")
@@ -466,10 +484,13 @@ def recommendations_md(pred: pd.DataFrame | None, found: list[Finding]) -> str:
                     f"held in {held} of {len(nodead)} checks", link(r)))
     plate = _rows(pred, claim="plateau steps fall as ‖∂L/∂W₁‖ at init rises").dropna(subset=["measured"])
     if len(plate):
+        plate = plate.sort_values("n", ascending=False, kind="stable")
         r = plate.iloc[0]
         out.append(("If training starts on a plateau (sigmoid, default init), raise the initial gradient "
                     "(a larger $\\sigma_w^2$, or a zero-centred activation) rather than the step size.",
-                    f"Spearman ρ = {_fmt(r['measured'])} between plateau steps and the initial gradient",
+                    "Spearman ρ between plateau steps and the initial gradient: " + "; ".join(
+                        f"{_fmt(x['measured'])} (`{x['study']}`, {int(x['n'])} runs, {x['verdict']})"
+                        for _, x in plate.iterrows()),
                     link(r)))
     lines = ["| recommendation | evidence | verdict |", "| --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in out]
@@ -572,7 +593,8 @@ def plateaus_md(pred: pd.DataFrame | None, found: list[Path], figdirs: dict) -> 
 
 
 def _claims_table(d: pd.DataFrame) -> str:
-    lines = ["| claim | activation | predicted | measured | verdict | why |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| claim | activation | predicted | measured (± sd over seeds) | verdict | why |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for idx, r in d.iterrows():
         meas = _fmt(r["measured"], 4)
         if np.isfinite(r.get("measured_std", math.nan)) and r.get("measured_std", 0) > 0:
@@ -608,7 +630,7 @@ def _order_verdict(telu: float, others: dict[str, float], larger: bool) -> tuple
         return "not applicable", "the theory does not provide the value yet"
     best = max(vals.values()) if larger else min(vals.values())
     ok = telu >= best if larger else telu <= best
-    rel = "≥" if larger else "≤"
+    rel = ("≥" if larger else "≤") if ok else ("<" if larger else ">")
     return ("held" if ok else "failed"), f"TeLU {_fmt(telu, 4)} {rel} best peer {_fmt(best, 4)}"
 
 

@@ -706,7 +706,8 @@ def study_page(study: Path, figdir: Path | None, rel_root: str, pred=None) -> st
         grid = (study / "trainability_cells.csv").is_file()   # hundreds of (σ_w², depth) rows: folded away
 
         def fold(title: str, body: str) -> str:
-            return f'??? info "{title} ({len(rows)} rows)"\n\n' + "".join(
+            n = sum(1 for line in body.splitlines() if line.startswith("|")) - 2     # less the head and rule
+            return f'??? info "{title} ({n} rows)"\n\n' + "".join(
                 "    " + line + "\n" if line else "\n" for line in body.splitlines())
         seeds_md = seeds_table.format_markdown(rows)
         out.insert(3, "## The seeds' table\n\nFinal test accuracy (mean over seeds ± 95 % t-interval half-width), "
@@ -716,7 +717,8 @@ def study_page(study: Path, figdir: Path | None, rel_root: str, pred=None) -> st
                       "(held / failed / inconclusive / not applicable; sanity checks left out).\n\n"
                       + (fold("The table, one row per setting and activation", seeds_md) if grid else seeds_md))
         out.append("## Summary per activation\n")
-        out.append("Mean ± standard deviation over seeds of finished runs; diverged runs are counted.\n")
+        out.append("Mean ± standard deviation over the seeds of each setting's finished runs; diverged runs are "
+                   "counted.\n")
         summary = _runs_summary(runs)
         out.append(fold("The summary, one row per setting and activation", summary) if grid else summary)
     figs = [(stem, t) for stem, t in plots.FIGURES.items()
@@ -749,13 +751,21 @@ def _runs_summary(runs) -> str:
     import pandas as pd
 
     runs = runs.assign(variant=variant_labels(runs))
+    if "sigma_w2" in runs.columns and (runs.groupby(["activation", "variant"])["sigma_w2"].nunique() > 1).any():
+        # σ_w² is a grid axis here (gaussian init): rows pool seeds only, never σ_w² values
+        runs["variant"] = [f"sigma_w2={float(w):g}" + (f" {v}" if v else "")
+                           for w, v in zip(runs["sigma_w2"], runs["variant"])]
+    solo = ("solo_time_per_epoch_s" in runs.columns
+            and pd.to_numeric(runs["solo_time_per_epoch_s"], errors="coerce").notna().any())
+    time_col = ("solo_time_per_epoch_s", "s / epoch (alone)", 3) if solo else \
+        ("time_per_epoch_s", "s / epoch (share of the batched group)", 3)
     cols = [("final_test_acc", "final test acc", 3), ("final_test_loss", "final test loss", 3),
-            ("epochs_to_90", "epochs to 90 %", 2), ("time_per_epoch_s", "s / epoch", 3),
+            ("epochs_to_90", "epochs to 90 %", 2), time_col,
             ("first_layer_grad_init", "first-layer grad at init", 3)]
     cols = [c for c in cols if c[0] in runs.columns]
     rows = []
     for a in activation_order(runs["activation"].unique()):
-        for v in sorted(runs["variant"].unique()):
+        for v in sorted(runs["variant"].unique(), key=_natural):
             d = runs[(runs["activation"] == a) & (runs["variant"] == v)]
             if d.empty:
                 continue
@@ -775,6 +785,12 @@ def _runs_summary(runs) -> str:
                 row.append(cell)
             rows.append(row)
     return table(["activation", "runs", *[c[1] for c in cols]], rows)
+
+
+def _natural(label: str) -> list:
+    """Sort key that orders the numbers inside a label by value (depth=4 before depth=16)."""
+    return [(0, float(t), "") if re.fullmatch(r"\d+(?:\.\d+)?", t) else (1, 0.0, t)
+            for t in re.split(r"(\d+(?:\.\d+)?)", label)]
 
 
 def draw_prediction_figures(pred, out: Path) -> None:

@@ -95,3 +95,43 @@ def test_trainability_and_sharpness_prose_has_no_literal_subscripts(tmp_path):
     prose = re.sub(r"\$[^$]*\$", "", prose)
     bad = re.findall(r"(?<![A-Za-z0-9_])[A-Za-zα-ωΑ-Ω]_(?:[A-Za-z0-9]{1,3}|\{)(?![A-Za-z0-9_])", prose)
     assert not bad, bad[:10]
+
+
+def test_a_failed_order_claim_prints_the_inequality_that_holds():
+    assert rf._order_verdict(0.35, {"relu": 0.17, "silu": 0.2}, larger=False) == (
+        "failed", "TeLU 0.35 > best peer 0.17")
+    assert rf._order_verdict(0.1, {"relu": 0.17}, larger=False)[1] == "TeLU 0.1 ≤ best peer 0.17"
+    assert rf._order_verdict(0.1, {"relu": 0.17}, larger=True)[1] == "TeLU 0.1 < best peer 0.17"
+
+
+def test_runs_summary_pools_seeds_only_never_a_sigma_w2_grid():
+    """Gaussian-init grid runs: one row per (σ_w², depth) with its seeds, not σ_w² values pooled into one sd."""
+    from empirical.analysis.report_pages import _runs_summary
+    rows = [dict(activation="relu", init="gaussian", sigma_w2=w, sigma_b2=0.05, depth=d, seed=s, status="finished",
+                 final_test_acc=acc + 0.01 * s, time_per_epoch_s=0.1)
+            for w, acc in ((0.5, 0.1), (2.0, 0.9)) for d in (4, 16) for s in (1, 2, 3)]
+    table = _runs_summary(pd.DataFrame(rows))
+    body = [line for line in table.splitlines()[2:]]
+    assert len(body) == 4 and "relu [sigma_w2=0.5 depth=4] | 3 |" in body[0] and "depth=16" in body[1]
+    assert "0.12 ± 0.01" in body[0] and "0.92 ± 0.01" in body[2]
+    assert "s / epoch (share of the batched group)" in table.splitlines()[0]
+
+
+def test_plateau_finding_lists_every_study_with_the_claim(tmp_path):
+    """The headline study draws the figure; a larger study without the figure is still listed, with both claims."""
+    for name, n in (("small", 30), ("big", 300)):
+        (tmp_path / "results" / name).mkdir(parents=True)
+        pd.DataFrame({"run_id": range(n), "seed": 1}).to_csv(tmp_path / "results" / name / "runs.csv", index=False)
+    fig = tmp_path / "figs" / "small"
+    fig.mkdir(parents=True)
+    (fig / "plateaus.png").write_bytes(b"")
+    fall, rise = "plateau steps fall as ‖∂L/∂W₁‖ at init rises", "plateau steps rise with the saturated fraction at init"
+    pred = pd.DataFrame({"study": ["small", "small", "big", "big"], "kind": "hypothesis",
+                         "claim": [fall, rise, fall, rise], "activation": "all", "setting": "all runs",
+                         "measured": [-0.5, 0.4, -0.15, -0.08], "n": [30, 30, 300, 300],
+                         "verdict": ["held", "held", "held", "failed"]})
+    f = rf.finding_plateaus(pred, tmp_path / "results", {"small": fig})
+    assert "Across the 30 runs of `small`" in f.text
+    assert "`big` (300 runs) ρ = -0.15, held; saturated fraction ρ = -0.08, failed" in f.text
+    rec = rf.recommendations_md(pred, [])
+    assert "-0.15 (`big`, 300 runs, held); -0.5 (`small`, 30 runs, held)" in rec

@@ -418,8 +418,8 @@ def _deepest_claim(st, act, g, base):
         ok = S.min() - step <= crit <= S.max() + step
         v = HELD if ok else FAILED
         why = f"{_fmt(crit)} {'within' if ok else 'outside'} [{S.min() - step:g}, {S.max() + step:g}]"
+    # [min S, max S] is a range of grid values, not an interval over seeds: it stays in the detail, not in lo/hi
     return _make(st, "prediction", "deepest_trainable_sigma_w2", act, base, rel, predicted=crit, measured=mid,
-                lo=float(S.min()) if len(S) else math.nan, hi=float(S.max()) if len(S) else math.nan,
                 tolerance=step, verdict=v, reason=why, detail=detail)
 
 
