@@ -40,7 +40,8 @@ def preflight(cfg: StudyConfig, check_device: bool = True) -> frozenset[str]:
                 no_edge.add(act)
         if no_edge and cfg.inits == ("critical",) and no_edge == set(cfg.activations):
             raise ConfigError(
-                f"--init critical: no edge of chaos at sigma_b2={cfg.sigma_b2:g} for {', '.join(sorted(no_edge))}; "
+                f"--init critical: no edge of chaos reached from the first layer at sigma_b2={cfg.sigma_b2:g} for "
+                f"{', '.join(sorted(no_edge))}; "
                 "try another --sigma-b2 or another --init")
     return frozenset(no_edge)
 
@@ -137,7 +138,8 @@ def run_study(cfg: StudyConfig, progress: bool = True, executor: str = "local",
         if not tasks and store.merged_intact() and _complete(folder, cfg):
             return Outcome(folder, runs, done, 0, len(runs), time.perf_counter() - t0)
         if no_edge:
-            log(f"init critical: no edge of chaos at sigma_b2={cfg.sigma_b2:g} for {', '.join(sorted(no_edge))}; "
+            log(f"init critical: no edge of chaos reached from the first layer at sigma_b2={cfg.sigma_b2:g} for "
+                f"{', '.join(sorted(no_edge))}; "
                 "those runs are left out")
         skipped = len(runs) - sum(len(t.runs) for t in tasks)
         if skipped:

@@ -10,7 +10,8 @@ channels × k²). Schemes:
   square layers), σ_b² = 0.
 - ``glorot_uniform``: Keras' default, W ~ U(±√(6/(fan_in+fan_out))), zero biases: the same σ's as xavier.
 - ``lecun``: σ_w² = 1, σ_b² = 0 (SELU's init).
-- ``critical``: the edge of chaos χ₁(q*) = 1 at the given σ_b² (``theory.meanfield.critical_sigma_w2``).
+- ``critical``: the edge of chaos χ₁(q*) = 1 at the given σ_b² (``theory.meanfield.critical_sigma_w2``), checked to
+  be reached from the network's own q_1 = σ_w² + σ_b² (normalised inputs), else a ValueError.
 - ``gaussian``: the given σ_w² and σ_b².
 """
 from __future__ import annotations
@@ -46,10 +47,18 @@ def _critical(act, sigma_b2: float) -> float:
     from theory.activations import lookup
 
     phi = lookup(act) if isinstance(act, str) else act
+    name = act if isinstance(act, str) else phi.name
     value = float(meanfield.critical_sigma_w2(phi, sigma_b2))
     if not math.isfinite(value) or value <= 0:
-        name = act if isinstance(act, str) else phi.name
         raise ValueError(f"activation '{name}' has no edge of chaos at sigma_b2={sigma_b2:g}; use another --init")
+    # the edge is found from q = 1; the network starts at its own q_1 = σ_w²·mean(x²) + σ_b² (mean(x²) = 1
+    # for normalised inputs), which must reach the same χ₁ = 1 (mish at σ_b² = 0.1 jumps past q* to ∞ from there)
+    q1 = value + sigma_b2
+    chi = meanfield.chi1(phi, meanfield.fixed_point(phi, value, sigma_b2, q1), value)
+    if not abs(chi - 1.0) <= 1e-6:
+        raise ValueError(f"activation '{name}': the edge of chaos at sigma_b2={sigma_b2:g} (sigma_w2={value:.6g}) is "
+                         f"not reached from the first layer's q_1 = sigma_w2 + sigma_b2 = {q1:.4g} (chi_1 -> "
+                         f"{chi:.4g}); use another --init or sigma_b2")
     return value
 
 

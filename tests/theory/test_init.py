@@ -40,3 +40,18 @@ def test_critical_gaussian_and_errors(monkeypatch):
     with pytest.raises(ValueError, match="positive sigma_w2"):
         I.sigmas("gaussian", 10, 10)
     assert meanfield.init_sigma_w2("xavier") == 1.0     # theory's square-layer view of the same table
+
+
+def test_critical_init_must_be_reached_from_the_networks_own_q1():
+    """mish's edge at σ_b² = 0.1 (σ_w² = 2.00685, q* = 1.7716) is found from q = 1, but a network with normalised
+    inputs starts at q_1 = σ_w² + σ_b² = 2.107, above the unstable root 2.09: q_l → ∞ and χ₁ → 1.003, not 1.
+    Iterating the length map from q_1 confirms it; tanh's edge at σ_b² = 0.05 is reached from its q_1."""
+    from theory import meanfield as mf
+    w, b = 2.0068545696463875, 0.1
+    q = w + b
+    for _ in range(3000):
+        q = mf.length_map("mish", q, w, b)
+    assert q > 100
+    with pytest.raises(ValueError, match="not reached from the first layer's q_1"):
+        I.critical_sigma_w2("mish", 0.1)
+    assert I.critical_sigma_w2("tanh", 0.05) == pytest.approx(1.7609546, rel=1e-6)

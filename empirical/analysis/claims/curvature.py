@@ -202,7 +202,8 @@ def plateaus(study: Study) -> list[Prediction]:
             continue
         v = HELD if pa <= ALPHA else FAILED if qa <= ALPHA else INCONCLUSIVE
         more = "" if v != INCONCLUSIVE else "; more runs with plateaus would decide"
-        out.append(make(study, "hypothesis", claim, "all", setting, relation=rel, predicted=float(sign), measured=float(rho), n=len(d), p_value=float(p), p_adjusted=float(pa), tolerance=0.0,
+        out.append(make(study, "hypothesis", claim, "all", setting, relation=rel, predicted=float(sign),
+                        measured=float(rho), n=len(d), p_value=float(p), p_adjusted=float(pa), tolerance=0.0,
                         verdict=v, reason=(f"ρ = {rho:.3g} over {len(d)} runs ({n_pl} with a plateau), one-sided "
                                            f"permutation p = {p:.3g} (Holm {pa:.3g}), opposite p = {q:.3g} "
                                            f"(Holm {qa:.3g}){more}")))
