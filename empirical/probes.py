@@ -141,18 +141,25 @@ def _spectral_norm(w: torch.Tensor) -> torch.Tensor:
 
 
 def _times_pow2(w: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-    """w_r·2^(e_r) for integer exponents e [R], rounded once, as ``torch.ldexp(w, e)`` (which is 10-20x slower for a
-    [15, 784, 128] stack here). Each factor 2^e is a normal float of w's dtype; a shift beyond that range (a run whose
-    weights all lie below 2^-127, or reach 2^127, in float32) starts with the small remainder, which is exact
-    wherever the result is not 0 anyway."""
+    """w_r·2^(e_r) for integer exponents e [R], rounded once, as ``numpy.ldexp`` (``torch.ldexp`` is 10-20x slower
+    for a [15, 784, 128] stack here). Each factor 2^n is a normal float of w's dtype, so a shift beyond that range
+    (a run whose weights all lie below 2^-127, or reach 2^127, in float32; up to 2^276 for a subnormal float32
+    weight) is split into up to three factors, the remainders first; a larger shift gives what ±3·127 gives. Every
+    factor moves w the same way, so only the last product can overflow or become subnormal: one rounding."""
     fi = torch.finfo(w.dtype)
-    first = e.clamp(round(math.log2(fi.tiny)), int(math.log2(fi.max)))
-    rest = e - first
+    lo, hi = math.frexp(fi.tiny)[1] - 1, math.frexp(fi.max)[1] - 1      # -126, 127 in float32 (log2(max) rounds up)
+    e = e.clamp(3 * lo, 3 * hi)       # 3·127 > 277, the span from the smallest subnormal to the largest float
+    first = e.clamp(lo, hi)
+    mid = (e - first).clamp(lo, hi)
+    rest = e - first - mid
 
     def pow2(n):
         return torch.ldexp(torch.ones(n.shape, dtype=w.dtype, device=w.device), n)[:, None, None]
 
-    return (w * pow2(rest) if bool(rest.any()) else w) * pow2(first)
+    for n in (rest, mid):
+        if bool(n.any()):
+            w = w * pow2(n)
+    return w * pow2(first)
 
 
 def _top_eigenvalue(g: torch.Tensor) -> torch.Tensor:

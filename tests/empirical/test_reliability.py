@@ -11,7 +11,7 @@ import threading
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from empirical import config as C
@@ -90,6 +90,7 @@ def test_probes_survive_any_weights(exps, poison, model):
 @settings(max_examples=60, deadline=None)
 @given(low=st.integers(-149, 127), span=st.integers(0, 60), top=st.floats(0.5, 1.0, exclude_max=True),
        e=st.integers(-300, 300), dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 2 ** 16))
+@example(low=-121, span=0, top=0.5, e=255, dtype=torch.float32, seed=0)   # a subnormal weight times 2^255 (CI)
 def test_power_of_two_scaling_equals_ldexp_at_every_magnitude(low, span, top, e, dtype, seed):
     """The spectral norm's rescaling equals torch.ldexp bit for bit: subnormal weights, weights near the largest
     float, results that round to subnormals or to 0, shifts outside the dtype's range of powers of two."""
@@ -332,3 +333,23 @@ def test_a_finished_folder_of_the_earlier_one_run_layout_is_reused_byte_for_byte
     shutil.rmtree(next(p for p in (folder / "parts").iterdir() if p.is_dir()))
     capsys.readouterr()
     one_line(capsys, run_main(argv), "earlier version", "--name")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_power_of_two_scaling_equals_numpys_exact_ldexp_over_the_whole_exponent_range(dtype):
+    """numpy.ldexp rounds w·2^e once for any integer e; every magnitude of w from the smallest subnormal to the
+    largest float, against shifts past both ends of the dtype's powers of two."""
+    import numpy as np
+
+    from empirical.probes import _times_pow2
+    fi = np.finfo(np.float32 if dtype == torch.float32 else np.float64)
+    bits = -int(fi.minexp) + int(fi.nmant)                                  # 149 (float32), 1074 (float64)
+    g = torch.Generator().manual_seed(0)
+    for low in range(-bits, int(fi.maxexp), 11):
+        w = torch.ldexp(torch.rand(3, 4, 5, generator=g, dtype=torch.float64) * 2 - 1,
+                        torch.full((3, 4, 5), low)).to(dtype)
+        for e in range(-2 * bits - 300, 2 * bits + 300, 37):
+            shift = torch.full((3,), e, dtype=torch.int32)
+            with np.errstate(over="ignore", under="ignore"):
+                ref = np.ldexp(w.numpy(), np.full(w.shape, e, dtype=np.int32))
+            assert torch.equal(_times_pow2(w, shift), torch.from_numpy(ref)), (low, e)
