@@ -61,18 +61,24 @@ class Comparison:
         else:
             parts = ", ".join(f"{t}: {d}" for t, d in self.differing.items() if d)
             head = f"NOT identical: {sum(self.differing.values())} of {n} cells differ ({parts}); compare {shipped} with {fresh}"
-            threads = _threads(shipped), _threads(fresh)
+            threads = _env(shipped, "torch_threads"), _env(fresh, "torch_threads")
             if None not in threads and threads[0] != threads[1]:
                 head += (f"\n  note: {shipped} ran with {threads[0]} torch thread(s), this run with {threads[1]}; "
                          "convolutions (TinyVGG) round differently with another thread count: set "
                          f"OMP_NUM_THREADS={threads[0]} to reproduce them")
+            cpus = _env(shipped, "cpu_model"), _env(fresh, "cpu_model")
+            if cpus[0] != cpus[1]:
+                head += (f"\n  note: {shipped} was made on {cpus[0] or 'an unrecorded CPU'}, this run on "
+                         f"{cpus[1] or 'an unrecorded CPU'}; MKL and oneDNN pick their kernels by CPU, so float32 "
+                         "numbers can differ in the last bits there, and grow with training")
         return head + "".join(f"\n  not compared: {x}" for x in self.only_one_side)
 
 
-def _threads(folder: str) -> int | None:
+def _env(folder: str, key: str):
+    """study.json's ``environment[key]`` of a study folder, or None."""
     try:
         with open(os.path.join(folder, "study.json")) as fh:
-            return int(json.load(fh)["environment"]["torch_threads"])
+            return json.load(fh)["environment"][key]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -627,9 +627,23 @@ def environment() -> dict:
         "python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__,
         "scipy": scipy.__version__, "sympy": sympy.__version__, "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), or None: MKL and oneDNN pick their kernels by CPU, so float32
+    results can differ in the last bits from one CPU model to another."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m empirical.run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train every activation's models as one batched study and record gradient flow.\n\n"
-                    "With no arguments: the default study (digits, offline; 14 runs, 20 epochs) in seconds on 2 cores.\n"
+                    "With no arguments: the default study (digits, offline; 56 runs, 20 epochs) in seconds on 2 cores.\n"
                     "Results go to OUT_DIR/NAME/ (study.json, runs.csv, epochs.csv, steps.csv, layers.csv);\n"
                     "running the same command again skips finished runs.",
         epilog="presets:\n" + presets + "\n\nexample:\n  python -m empirical.run --preset depth-sweep\n"

@@ -134,7 +134,16 @@ def test_reproduce_reports_bit_identical_and_differences(tmp_path, capsys, monke
     cells[-1] = "0.123456789"
     steps.write_text("".join([lines[0], ",".join(cells) + "\n", *lines[2:]]))
     assert main(["--reproduce", shipped, "--no-progress"]) == 3
-    assert "NOT identical: 1 of" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "NOT identical: 1 of" in out and "was made on" not in out        # same CPU: no CPU note
+    # a study made on another CPU model: the difference is attributed to the CPU's kernels in a note
+    env = json.loads((fresh / "study.json").read_text())["environment"]
+    assert env["cpu_capability"] and "cpu_model" in env
+    meta = json.loads(Path(shipped, "study.json").read_text())
+    meta["environment"]["cpu_model"] = "Another CPU 9000"
+    Path(shipped, "study.json").write_text(json.dumps(meta))
+    assert main(["--reproduce", shipped, "--no-progress"]) == 3
+    assert "was made on Another CPU 9000, this run on" in capsys.readouterr().out
     assert main(["--reproduce", shipped, "--epochs", "2"]) == 2
     assert "--reproduce takes the whole study" in capsys.readouterr().err
 
