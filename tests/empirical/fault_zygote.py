@@ -33,6 +33,7 @@ def _child(req: dict) -> None:
     sig = {"KILL": signal.SIGKILL, "INT": signal.SIGINT}[fault.get("signal", "KILL")]
     count = [0]
     log_path = req["events_file"]
+    real_replace = os.replace          # the count is published atomically, outside the counted events
 
     def hook(name, fn):
         def wrapped(*a, **kw):
@@ -56,8 +57,9 @@ def _child(req: dict) -> None:
 
         traceback.print_exc()
         code = 99
-    with open(log_path, "w") as fh:
+    with open(log_path + ".tmp", "w") as fh:
         fh.write(str(count[0]))
+    real_replace(log_path + ".tmp", log_path)
     sys.stderr.flush()
     sys.stdout.flush()
     os._exit(code)
