@@ -61,12 +61,13 @@ class Comparison:
         else:
             parts = ", ".join(f"{t}: {d}" for t, d in self.differing.items() if d)
             head = f"NOT identical: {sum(self.differing.values())} of {n} cells differ ({parts}); compare {shipped} with {fresh}"
-            threads = _env(shipped, "torch_threads"), _env(fresh, "torch_threads")
+            envs = _environment(shipped), _environment(fresh)
+            threads = tuple(e.get("torch_threads") for e in envs)
             if None not in threads and threads[0] != threads[1]:
                 head += (f"\n  note: {shipped} ran with {threads[0]} torch thread(s), this run with {threads[1]}; "
                          "convolutions (TinyVGG) round differently with another thread count: set "
                          f"OMP_NUM_THREADS={threads[0]} to reproduce them")
-            cpus = _env(shipped, "cpu_model"), _env(fresh, "cpu_model")
+            cpus = tuple(e.get("cpu_model") for e in envs)
             if cpus[0] != cpus[1]:
                 head += (f"\n  note: {shipped} was made on {cpus[0] or 'an unrecorded CPU'}, this run on "
                          f"{cpus[1] or 'an unrecorded CPU'}; MKL and oneDNN pick their kernels by CPU, so float32 "
@@ -74,13 +75,14 @@ class Comparison:
         return head + "".join(f"\n  not compared: {x}" for x in self.only_one_side)
 
 
-def _env(folder: str, key: str):
-    """study.json's ``environment[key]`` of a study folder, or None."""
+def _environment(folder: str) -> dict:
+    """study.json's ``environment`` of a study folder ({} when it cannot be read)."""
     try:
         with open(os.path.join(folder, "study.json")) as fh:
-            return json.load(fh)["environment"][key]
+            env = json.load(fh)["environment"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return {}
+    return env if isinstance(env, dict) else {}
 
 
 def _read(path: str) -> pd.DataFrame:

@@ -106,6 +106,14 @@ def _inflation(resid: np.ndarray, n_params: int) -> tuple[float, float]:
     return rho, (1 + rho) / (1 - rho)
 
 
+def _t95(n: int, f: float, n_params: int) -> float:
+    """The 97.5 % Student-t quantile with n_eff − p degrees of freedom (at least 1), n_eff = max(n/f, 3): the
+    AR(1)-corrected sample size of ``_inflation``'s factor f."""
+    from scipy.stats import t as student
+
+    return float(student.ppf(0.975, max(max(n / f, 3.0) - n_params, 1.0)))
+
+
 @dataclass(frozen=True)
 class LinFit:
     """y ≈ intercept + slope·x. [slope_lo, slope_hi] is the 95 % interval with the AR(1) correction
@@ -141,9 +149,8 @@ def linear_fit(x: Sequence[float], y: Sequence[float]) -> LinFit | None:
     r2 = 1.0 - sse / sst if sst > 0 else (1.0 if sse == 0 else 0.0)
     se = math.sqrt(sse / (n - 2) / sxx)
     rho, f = _inflation(resid, 2)
-    n_eff = max(n / f, 3.0)
     h_naive = float(student.ppf(0.975, n - 2)) * se
-    h = float(student.ppf(0.975, n_eff - 2)) * se * math.sqrt(f)
+    h = _t95(n, f, 2) * se * math.sqrt(f)
     return LinFit(slope, intercept, slope - h, slope + h, r2, n, rho, slope - h_naive, slope + h_naive)
 
 
@@ -245,8 +252,7 @@ def fit_exp(t: Sequence[float], y: Sequence[float]) -> ExpFit | None:
     if not (np.isfinite(var_k) and var_k >= 0 and np.isfinite(var_a) and var_a >= 0):
         var_a = var_k = math.inf
     sk, sa = math.sqrt(var_k), math.sqrt(var_a)
-    # Student t as in ``linear_fit``: n_eff − p degrees of freedom (at least 1), n_eff = max(n/f, 3)
-    q = float(student.ppf(0.975, max(max(len(t0) / f, 3.0) - J.shape[1], 1.0)))
+    q = _t95(len(t0), f, J.shape[1])
     q_naive = float(student.ppf(0.975, max(dof, 1)))
     k_lo, k_hi = k - q * sk * math.sqrt(f), k + q * sk * math.sqrt(f)
     a_lo, a_hi = a - q * sa * math.sqrt(f), a + q * sa * math.sqrt(f)

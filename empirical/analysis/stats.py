@@ -24,8 +24,8 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["ALPHA", "EXACT_MAX_N", "PairedTest", "sign_flip_test", "signed_rank_test", "sign_test",
-           "spearman_permutation", "min_attainable_p", "seeds_needed", "can_reach", "bootstrap_ci", "paired_test", "holm",
-           "mean_ci"]
+           "spearman_permutation", "min_attainable_p", "seeds_needed", "can_reach", "bootstrap_ci", "paired_test",
+           "holm", "mean_ci"]
 
 ALPHA = 0.05
 EXACT_MAX_N = 16

@@ -179,7 +179,8 @@ def _runs(act, cells, seeds=(1, 2, 3)):
 
 def test_max_trainable_depth_without_a_finite_fixed_point_is_not_applicable():
     """relu at σ_w² = 2.5 has q* = ∞ (ξ_c = ∞ by convention): L_max there is no test of k·ξ_c."""
-    assert math.isinf(T.q_star("relu", 2.5, 0.05)) and math.isinf(T.xi_c("relu", 2.5, 0.05))
+    from empirical.analysis.theory_bridge import q_star
+    assert math.isinf(q_star("relu", 2.5, 0.05, 2.55)) and math.isinf(T.xi_c("relu", 2.5, 0.05))
     runs = _runs("relu", [(w, d, d <= (4 if w == 1.0 else 16 if w == 1.5 else 8)) for w in (1.0, 1.5, 2.5)
                           for d in (2, 4, 8, 16, 32)])
     lm = {c.setting.split()[0]: c for c in T.trainability_claims("s", runs, steps=100, n_boot=20)

@@ -21,6 +21,7 @@ p_Holm ≤ 0.05 → failed, else inconclusive.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -167,20 +168,31 @@ def plateau_frame(study: Study) -> pd.DataFrame:
     return out
 
 
-def _spearman_test(pf, col, label, sign):
-    """(claim, relation, runs, runs with a plateau, ρ, p, p_opposite, sign, reason if untestable) of one plateau
-    hypothesis; p is one-sided in the predicted direction, by permutation (``stats.spearman_permutation``)."""
-    claim = f"plateau steps {label}"
+class _PlateauTest(NamedTuple):
+    """One plateau hypothesis: its claim, relation, runs (and how many have a plateau), Spearman ρ, the one-sided
+    permutation p in the predicted direction and in the opposite one, or why it cannot be tested."""
+
+    claim: str
+    relation: str
+    runs: int
+    with_plateau: int
+    sign: int
+    rho: float = math.nan
+    p: float = math.nan
+    p_opposite: float = math.nan
+    untestable: str = ""
+
+
+def _spearman_test(pf, col, label, sign) -> _PlateauTest:
     rel = (f"Spearman ρ(plateau steps, {col}) {'<' if sign < 0 else '>'} 0, one-sided permutation p, "
            f"Holm over the study's two plateau claims, α = {ALPHA:g}")
     d = pf.dropna(subset=[col])
-    n_pl = int((d["plateau_steps"] > 0).sum())
+    t = _PlateauTest(f"plateau steps {label}", rel, len(d), int((d["plateau_steps"] > 0).sum()), sign)
     if len(d) < 4 or d["plateau_steps"].nunique() < 2 or d[col].nunique() < 2:
-        return claim, rel, d, n_pl, math.nan, math.nan, math.nan, sign, (
-            f"{len(d)} runs, {n_pl} with a plateau: too few, or no variation, to rank")
+        return t._replace(untestable=f"{t.runs} runs, {t.with_plateau} with a plateau: too few, or no variation, "
+                                     "to rank")
     rho, p_g, p_l = S.spearman_permutation(d["plateau_steps"].to_numpy(float), d[col].to_numpy(float))
-    p, q = (p_g, p_l) if sign > 0 else (p_l, p_g)
-    return claim, rel, d, n_pl, rho, p, q, sign, ""
+    return t._replace(rho=rho, p=p_g if sign > 0 else p_l, p_opposite=p_l if sign > 0 else p_g)
 
 
 def plateaus(study: Study) -> list[Prediction]:
@@ -192,19 +204,19 @@ def plateaus(study: Study) -> list[Prediction]:
     setting = "all runs"
     tests = [_spearman_test(pf, "grad_w1_init", "fall as ‖∂L/∂W₁‖ at init rises", -1),
              _spearman_test(pf, "saturated_init", "rise with the saturated fraction at init", +1)]
-    p_adj = S.holm([t[5] for t in tests])
-    q_adj = S.holm([t[6] for t in tests])
+    p_adj = S.holm([t.p for t in tests])
+    q_adj = S.holm([t.p_opposite for t in tests])
     out = []
-    for (claim, rel, d, n_pl, rho, p, q, sign, why), pa, qa in zip(tests, p_adj, q_adj):
-        if why:
-            out.append(make(study, "hypothesis", claim, "all", setting, relation=rel, verdict=NOT_APPLICABLE,
-                            reason=why))
+    for t, pa, qa in zip(tests, p_adj, q_adj):
+        if t.untestable:
+            out.append(make(study, "hypothesis", t.claim, "all", setting, relation=t.relation,
+                            verdict=NOT_APPLICABLE, reason=t.untestable))
             continue
         v = HELD if pa <= ALPHA else FAILED if qa <= ALPHA else INCONCLUSIVE
         more = "" if v != INCONCLUSIVE else "; more runs with plateaus would decide"
-        out.append(make(study, "hypothesis", claim, "all", setting, relation=rel, predicted=float(sign),
-                        measured=float(rho), n=len(d), p_value=float(p), p_adjusted=float(pa), tolerance=0.0,
-                        verdict=v, reason=(f"ρ = {rho:.3g} over {len(d)} runs ({n_pl} with a plateau), one-sided "
-                                           f"permutation p = {p:.3g} (Holm {pa:.3g}), opposite p = {q:.3g} "
-                                           f"(Holm {qa:.3g}){more}")))
+        out.append(make(study, "hypothesis", t.claim, "all", setting, relation=t.relation, predicted=float(t.sign),
+                        measured=float(t.rho), n=t.runs, p_value=float(t.p), p_adjusted=float(pa), tolerance=0.0,
+                        verdict=v, reason=(f"ρ = {t.rho:.3g} over {t.runs} runs ({t.with_plateau} with a plateau), "
+                                           f"one-sided permutation p = {t.p:.3g} (Holm {pa:.3g}), opposite p = "
+                                           f"{t.p_opposite:.3g} (Holm {qa:.3g}){more}")))
     return out

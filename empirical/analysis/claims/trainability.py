@@ -46,13 +46,6 @@ def xi_c(act: str, sigma_w2: float, sigma_b2: float, mean_x2: float = 1.0) -> fl
 
 
 @lru_cache(maxsize=None)
-def q_star(act: str, sigma_w2: float, sigma_b2: float, mean_x2: float = 1.0) -> float:
-    """The length map's fixed point reached from q_1 = σ_w²·mean(x²) + σ_b² (inf where q_l grows without bound)."""
-    from theory import meanfield
-    return float(meanfield.fixed_point(_act(act), sigma_w2, sigma_b2, sigma_w2 * mean_x2 + sigma_b2))
-
-
-@lru_cache(maxsize=None)
 def edge(act: str, sigma_b2: float, q0: float = 1.0) -> tuple[float, str]:
     """(critical σ_w², kind) a network started at q0 reaches (``meanfield.critical_sigma_w2`` and the kind of
     its ``edge_of_chaos`` record); (nan, 'none') where there is none."""
@@ -373,15 +366,16 @@ def _finite_region_claim(st, act, base, d, xi, tr, fit: KFit, boots: np.ndarray,
 
 
 def _lmax_claims(st, act, g, fit: KFit, base) -> list:
+    from empirical.analysis.theory_bridge import q_star      # from q_1 = σ_w² + σ_b² (mean(x²) = 1)
     out = []
     rel = f"L_max ≤ {BRACKET:g}·k·ξ_c and L_next ≥ k·ξ_c/{BRACKET:g} (L_next: the next grid depth above L_max)"
     for _, r in max_trainable_depth(g).iterrows():
         setting = f"sigma_w2={r['sigma_w2']:g} {base}"
-        xi = float(r["xi_c"])
+        xi, w, b = float(r["xi_c"]), float(r["sigma_w2"]), float(r["sigma_b2"])
         pred = fit.k * xi if np.isfinite(fit.k) else math.nan
         if np.isnan(xi) or not np.isfinite(fit.k):
             v, why = NOT_APPLICABLE, "no finite k or no ξ_c"
-        elif np.isinf(xi) and math.isinf(q_star(act, float(r["sigma_w2"]), float(r["sigma_b2"]))):
+        elif np.isinf(xi) and math.isinf(q_star(act, w, b, w + b)):
             v, why = NOT_APPLICABLE, ("q* = ∞: the length map has no finite fixed point at this σ_w², so ξ_c (defined "
                                       "at q*) does not describe these nets (their gradients grow by χ₁ > 1 per layer)")
         elif fit.censored:
@@ -507,9 +501,14 @@ def _map_claim(st, act, setting, rel, g: pd.DataFrame, seeds: int, depth: int):
                  detail=f"layers 1..{depth}; c_1 = {m[0]:.3f} vs {p[0]:.3f}; 8 input pairs per net")
 
 
+def _corr_rows(corr: pd.DataFrame, act, w, b, c0) -> pd.DataFrame:
+    """The per-seed rows of ``correlation.csv`` for one (activation, σ_w², σ_b², c₀)."""
+    return corr[(corr["activation"] == act) & (corr["sigma_w2"] == w) & (corr["sigma_b2"] == b) & (corr["c0"] == c0)]
+
+
 def _per_seed_log_q(corr: pd.DataFrame, g: pd.DataFrame, act, w, b, c0) -> list[float]:
     """Per seed: mean over layers (q > 0) of log(q_l / q_l(map)) at input correlation c₀."""
-    rows = corr[(corr["activation"] == act) & (corr["sigma_w2"] == w) & (corr["sigma_b2"] == b) & (corr["c0"] == c0)]
+    rows = _corr_rows(corr, act, w, b, c0)
     pred = g.set_index("layer")["q_pred"]
     out = []
     for _, r in rows.groupby("seed"):
@@ -563,8 +562,7 @@ def _rate_claim(st, act, w, b, s, setting, corr: pd.DataFrame):
         return na(INCONCLUSIVE, "the measured distance to c* is within 2 standard errors of 0 in the window: more "
                                 "seeds or wider nets would resolve it", xp)
     per_seed = []
-    rows = corr[(corr["activation"] == act) & (corr["sigma_w2"] == w) & (corr["sigma_b2"] == b) & (corr["c0"] == c0)]
-    for _, r in rows.groupby("seed"):
+    for _, r in _corr_rows(corr, act, w, b, c0).groupby("seed"):
         d = (r.set_index("layer").reindex(layers)["c"] - cstar).abs().to_numpy(float)
         slope = float(np.polyfit(layers, np.log(d), 1)[0]) if np.all(d > 0) and np.all(np.isfinite(d)) else math.nan
         per_seed.append(math.log(-1.0 / slope) if slope < 0 else math.nan)
